@@ -1,0 +1,198 @@
+"""The SavedModel that TF Serving loads: raw text in, spam probability and label out.
+
+Standardization, vocabulary lookup, the recurrent model and the decision threshold all
+live in the graph, so a client sends plain UTF-8 messages and needs neither TensorFlow nor
+the vocabulary. Three signatures answer the three ways a TF Serving client may ask:
+
+* ``serving_default`` and ``predict_spam`` (the textbook recipe's name): ``texts`` ->
+  ``spam_probability``, ``label``; the REST ``:predict`` API and gRPC ``Predict``.
+* ``classify``: serialized ``tf.Example`` protos with a bytes feature ``text`` -> ``classes``
+  (``["ham", "spam"]``) and ``scores``; the REST ``:classify`` API and gRPC ``Classify``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from pipeline import text
+
+SERVING_DEFAULT = "serving_default"
+PREDICT_SPAM = "predict_spam"
+CLASSIFY = "classify"
+SIGNATURES = (SERVING_DEFAULT, PREDICT_SPAM, CLASSIFY)
+CLASS_NAMES = ("ham", "spam")
+TEXT_FEATURE = "text"
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+PROVENANCE_FILE = "assets.extra/provenance.json"
+MAX_WARMUP_RECORDS = 1000
+
+# Real messages of both kinds, short and long, sent to each signature at load time.
+WARMUP_MESSAGES = (
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize "
+    "reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.",
+    "Ok lar... Joking wif u oni...",
+    "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121",
+    "I'm gonna be home soon and i don't want to talk about this stuff anymore tonight",
+    "",
+)
+
+
+def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int,
+                      threshold: float, destination: Path, provenance: dict,
+                      model_name: str = "spam_ham") -> None:
+    """Write the SavedModel, its warmup requests and its provenance into ``destination``."""
+    lookup = text.make_lookup(vocabulary)
+    threshold_value = float(threshold)
+
+    def score(texts):
+        ids = text.ids_from_tokens(text.tokenize(texts), lookup, max_length)
+        return tf.reshape(model(ids, training=False), [-1])
+
+    def predict(texts):
+        probability = score(texts)
+        label = tf.where(probability >= threshold_value, CLASS_NAMES[1], CLASS_NAMES[0])
+        return {"spam_probability": probability, "label": label}
+
+    def classify(inputs):
+        features = tf.io.parse_example(inputs, {TEXT_FEATURE: tf.io.FixedLenFeature([], tf.string)})
+        probability = score(features[TEXT_FEATURE])
+        scores = tf.stack([1.0 - probability, probability], axis=1)
+        classes = tf.tile(tf.constant([CLASS_NAMES]), [tf.shape(probability)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(lookup)
+    texts_spec = [tf.TensorSpec([None], tf.string, name="texts")]
+    archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
+    archive.add_endpoint(PREDICT_SPAM, predict, input_signature=texts_spec)
+    archive.add_endpoint(CLASSIFY, classify,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    archive.write_out(str(destination), verbose=False)
+    _mark_classify_signature(destination)
+    write_warmup_requests(destination / WARMUP_FILE, model_name)
+    (destination / PROVENANCE_FILE).write_text(
+        json.dumps({**provenance, "threshold": threshold_value}, indent=2, sort_keys=True))
+
+
+def _mark_classify_signature(export_dir: Path) -> None:
+    """Give the ``classify`` SignatureDef the method TF Serving routes ``Classify`` to.
+
+    TF2's writers label every signature ``tensorflow/serving/predict``; TF Serving only
+    accepts a Classify request on a signature whose method is ``.../classify``.
+    """
+    path = export_dir / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        meta_graph.signature_def[CLASSIFY].method_name = tf.saved_model.CLASSIFY_METHOD_NAME
+    path.write_bytes(saved_model.SerializeToString(deterministic=True))
+    # fingerprint.pb holds a checksum of saved_model.pb: make it match the edited graph.
+    from tensorflow.python.saved_model import fingerprinting_utils
+    (export_dir / "fingerprint.pb").unlink(missing_ok=True)
+    fingerprinting_utils.write_fingerprint(str(export_dir))
+
+
+# --------------------------------------------------------------------------- warmup
+
+
+def warmup_requests(model_name: str, messages=WARMUP_MESSAGES) -> list:
+    """``PredictionLog`` protos: each message alone and all together, for each signature."""
+    from tensorflow_serving.apis import (classification_pb2, predict_pb2,
+                                         prediction_log_pb2)
+    batches = [[m] for m in messages] + [list(messages)]
+    logs = []
+    for signature in (SERVING_DEFAULT, PREDICT_SPAM):
+        for batch in batches:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature
+            request.inputs["texts"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            logs.append(prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)))
+    for batch in batches:
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = CLASSIFY
+        for message in batch:
+            example = request.input.example_list.examples.add()
+            example.features.feature[TEXT_FEATURE].bytes_list.value.append(message.encode())
+        logs.append(prediction_log_pb2.PredictionLog(
+            classify_log=prediction_log_pb2.ClassifyLog(request=request)))
+    assert len(logs) <= MAX_WARMUP_RECORDS
+    return logs
+
+
+def write_warmup_requests(path: Path, model_name: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in warmup_requests(model_name):
+            writer.write(log.SerializeToString())
+
+
+def read_warmup_requests(export_dir: Path | str) -> list:
+    from tensorflow_serving.apis import prediction_log_pb2
+    path = Path(export_dir) / WARMUP_FILE
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(str(path))]
+
+
+def read_provenance(export_dir: Path | str) -> dict:
+    return json.loads((Path(export_dir) / PROVENANCE_FILE).read_text())
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class ServingSignature:
+    """``serving_default`` of an export, loaded with TF2 as BatchScore runs it."""
+
+    def __init__(self, export_dir: Path | str):
+        self.export_dir = Path(export_dir)
+        self._loaded = tf.saved_model.load(str(export_dir))
+        self._function = self._loaded.signatures[SERVING_DEFAULT]
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Spam probabilities (float32) and labels (str) for a batch of raw messages."""
+        outputs = self._function(texts=tf.constant(texts, tf.string))
+        labels = outputs["label"].numpy().astype(str)
+        return outputs["spam_probability"].numpy(), labels
+
+
+class TF1SessionModel:
+    """An export loaded the way ``tensorflow_model_server`` loads it: a TF1 session whose
+    signatures are run by the tensor names in their SignatureDefs."""
+
+    def __init__(self, export_dir: Path | str):
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
+        with self._graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(
+                self._session, [tf.saved_model.SERVING], str(export_dir))
+        self.signature_defs = dict(meta_graph.signature_def)
+
+    def run(self, signature: str, inputs: dict[str, object]) -> dict[str, np.ndarray]:
+        definition = self.signature_defs[signature]
+        feeds = {definition.inputs[key].name: value for key, value in inputs.items()}
+        fetches = {key: info.name for key, info in definition.outputs.items()}
+        return self._session.run(fetches, feed_dict=feeds)
+
+    def replay(self, log) -> dict[str, np.ndarray]:
+        """Answer one warmup ``PredictionLog`` as the server would at load time."""
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+            return self.run(request.model_spec.signature_name or SERVING_DEFAULT, inputs)
+        if kind == "classify_log":
+            request = log.classify_log.request
+            serialized = [e.SerializeToString() for e in request.input.example_list.examples]
+            return self.run(request.model_spec.signature_name, {"inputs": serialized})
+        raise ValueError(f"unsupported warmup record type {kind!r}")
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,125 @@
+"""The recurrent spam classifier: build it from hyperparameters, train it, measure it.
+
+Pure Keras code, no Luigi: ``train_classifier`` is the one public entry used by the
+pipeline and by the benchmarks (the textbook RNN is just another ``ModelConfig``).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+import keras
+import tensorflow as tf
+
+EpochCallback = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters; every field is a setting of ``[TrainRNN]`` in luigi.cfg."""
+
+    rnn_type: str                 # gru | lstm | simple
+    bidirectional: bool
+    embedding_dim: int
+    rnn_units: int
+    dropout: float
+    max_length: int               # tokens kept per message
+    optimizer: str                # adam | rmsprop
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    early_stopping_patience: int  # 0 trains every epoch, as the textbook recipe does
+    seed: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM,
+               "simple": keras.layers.SimpleRNN}
+
+
+def build_classifier(vocabulary_size: int, config: ModelConfig) -> keras.Model:
+    """Embedding -> (bidirectional) recurrent layer -> dropout -> spam probability.
+
+    Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words.
+    """
+    if config.rnn_type not in _RNN_LAYERS:
+        raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
+                               name="embedding")(ids)
+    recurrent = _RNN_LAYERS[config.rnn_type](config.rnn_units, name=config.rnn_type)
+    if config.bidirectional:
+        recurrent = keras.layers.Bidirectional(recurrent, name=f"bi_{config.rnn_type}")
+    x = recurrent(x)
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    probability = keras.layers.Dense(1, activation="sigmoid", name="spam_probability")(x)
+    return keras.Model(ids, probability, name="spam_rnn")
+
+
+def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(config.learning_rate)
+    raise ValueError(f"optimizer {config.optimizer!r} is not one of ['adam', 'rmsprop']")
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    def __init__(self, report: EpochCallback):
+        super().__init__()
+        self._report = report
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._report(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and ask TensorFlow for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_classifier(train_ids: np.ndarray, train_labels: np.ndarray,
+                     validation_ids: np.ndarray, validation_labels: np.ndarray,
+                     vocabulary_size: int, config: ModelConfig,
+                     on_epoch: EpochCallback | None = None) -> tuple[keras.Model, list[dict]]:
+    """Train with early stopping on validation loss; return the model and per-epoch history."""
+    make_deterministic(config.seed)
+    model = build_classifier(vocabulary_size, config)
+    model.compile(optimizer=_optimizer(config), loss="binary_crossentropy",
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                           keras.metrics.AUC(name="auc"),
+                           keras.metrics.Recall(name="spam_caught")])
+    callbacks: list[keras.callbacks.Callback] = []
+    if config.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience,
+            restore_best_weights=True))
+    if on_epoch:
+        callbacks.append(_EpochReporter(on_epoch))
+    fit = model.fit(train_ids, train_labels.astype("float32"),
+                    validation_data=(validation_ids, validation_labels.astype("float32")),
+                    batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+                    callbacks=callbacks, verbose=0)
+    epochs = len(next(iter(fit.history.values()), []))
+    history = [{"epoch": e + 1, **{k: float(v[e]) for k, v in fit.history.items()}}
+               for e in range(epochs)]
+    return model, history
+
+
+def predict_probabilities(model: keras.Model, ids: np.ndarray, batch_size: int = 1024
+                          ) -> np.ndarray:
+    return model.predict(ids, batch_size=batch_size, verbose=0).reshape(-1)
+
+
+def weights_checksum(model: keras.Model) -> str:
+    """sha256 over every weight array, to show two runs trained the very same model."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,314 @@
+"""The Luigi tasks: DownloadCorpus -> BuildVocab -> TrainRNN -> ExportSavedModel ->
+PromoteVersion -> BatchScore.
+
+Each task only wires: read inputs, call a pure module, write outputs atomically. TensorFlow
+is imported inside ``run()``, so checking a complete chain stays fast. Output folders are
+named by a fingerprint of the task's significant parameters and of its upstream tasks
+(as gokart does), so a changed hyperparameter or corpus makes new targets instead of
+reusing stale ones. Every setting lives in luigi.cfg.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import luigi
+from luigi.task import flatten, getpaths
+
+from pipeline import corpus, serving
+from pipeline.atomic_output import atomic_directory, atomic_file
+
+UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
+PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+
+
+class pipeline(luigi.Config):  # noqa: N801 - the section name in luigi.cfg
+    """``[pipeline]``: settings shared by every task."""
+
+    outputs_root = luigi.Parameter(default="outputs",
+                                   description="Folder that holds every target.")
+    model_name = luigi.Parameter(default="spam_ham",
+                                 description="TF Serving model name and base-path folder.")
+
+
+def outputs_root() -> Path:
+    return Path(pipeline().outputs_root)
+
+
+def serving_base() -> Path:
+    """The ``--model_base_path`` of tensorflow_model_server."""
+    return outputs_root() / "serving" / pipeline().model_name
+
+
+def _json_dump(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class PipelineTask(luigi.Task):
+    """A task whose output folder carries a fingerprint of itself and all it depends on."""
+
+    output_kind: str = ""
+
+    def fingerprint(self) -> str:
+        upstream = sorted(t.fingerprint() for t in flatten(self.requires())
+                          if isinstance(t, PipelineTask))
+        own = self.to_str_params(only_significant=True, only_public=True)
+        payload = json.dumps([self.task_family, own, upstream], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def output(self):
+        return luigi.LocalTarget(str(outputs_root() / self.output_kind / self.fingerprint()))
+
+    def output_folder(self) -> Path:
+        return Path(self.output().path)
+
+    def input_folder(self, name: str | None = None) -> Path:
+        # getpaths() is what Task.input() returns; BatchScore's --input parameter shadows it.
+        targets = getpaths(self.requires())
+        return Path((targets[name] if name else targets).path)
+
+
+class DownloadCorpus(PipelineTask):
+    """Fetch the SMS Spam Collection, verify it, drop repeated texts, split 70/10/20."""
+
+    output_kind = "corpus"
+    url = luigi.Parameter(
+        default=os.environ.get("SPAM_CORPUS_URL", UCI_CORPUS_URL), significant=False,
+        description="Zip archive: http(s)://, file:// or a path. Env: SPAM_CORPUS_URL.")
+    sha256 = luigi.Parameter(default=PINNED_CORPUS_SHA256,
+                             description="Pinned sha256 of the SMSSpamCollection member.")
+    split_seed = luigi.IntParameter(default=0, description="Seed of the stratified split.")
+    max_malformed_share = luigi.FloatParameter(
+        default=0.01, description="Fail when more corpus lines than this share are malformed.")
+    connect_timeout = luigi.FloatParameter(default=10.0, significant=False)
+    read_timeout = luigi.FloatParameter(default=60.0, significant=False)
+    attempts = luigi.IntParameter(default=4, significant=False,
+                                  description="Download attempts before giving up.")
+    backoff_seconds = luigi.FloatParameter(default=1.0, significant=False,
+                                           description="First retry delay; doubles each time.")
+    max_download_bytes = luigi.IntParameter(default=50_000_000, significant=False)
+    max_member_bytes = luigi.IntParameter(default=20_000_000, significant=False)
+
+    def run(self):
+        policy = corpus.DownloadPolicy(self.connect_timeout, self.read_timeout, self.attempts,
+                                       self.backoff_seconds, self.max_download_bytes)
+        archive = corpus.fetch(self.url, policy, on_progress=self._report_bytes)
+        member = corpus.read_corpus_member(archive, self.max_member_bytes)
+        digest = corpus.verify_sha256(member, self.sha256)
+        table, stats = corpus.build_corpus_table(member, self.split_seed,
+                                                 self.max_malformed_share)
+        with atomic_directory(self.output_folder()) as folder:
+            table.to_csv(folder / "messages.csv", index=False)
+            _json_dump(folder / "stats.json", {**stats, "sha256": digest, "url": self.url})
+
+    def _report_bytes(self, received: int, total: int | None) -> None:
+        if total:
+            self.set_progress_percentage(round(100 * received / total))
+        self.set_status_message(f"downloaded {received:,} bytes"
+                                + (f" of {total:,}" if total else ""))
+
+
+class BuildVocab(PipelineTask):
+    """Count training-split tokens with the serving-time standardization."""
+
+    output_kind = "vocab"
+    min_count = luigi.IntParameter(default=2, description="Keep tokens seen this often.")
+    max_size = luigi.IntParameter(default=20000, description="Keep at most this many tokens.")
+
+    def requires(self):
+        return DownloadCorpus()
+
+    def run(self):
+        from pipeline import vocabulary
+
+        table = corpus.read_corpus_table(self.input_folder() / "messages.csv")
+        words, counts, stats = vocabulary.vocabulary_from_texts(
+            table.loc[table.split == "train", "text"].tolist(),
+            table.loc[table.split == "validation", "text"].tolist(),
+            self.min_count, self.max_size)
+        with atomic_directory(self.output_folder()) as folder:
+            with open(folder / "vocab.tsv", "w", encoding="utf-8") as handle:
+                vocabulary.write_vocabulary(handle, words, counts)
+            _json_dump(folder / "stats.json", stats)
+
+
+class TrainRNN(PipelineTask):
+    """Train the recurrent classifier; choose its threshold on validation; measure on test."""
+
+    output_kind = "training"
+    rnn_type = luigi.ChoiceParameter(choices=["gru", "lstm", "simple"], default="gru")
+    bidirectional = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    embedding_dim = luigi.IntParameter(default=64)
+    rnn_units = luigi.IntParameter(default=32)
+    dropout = luigi.FloatParameter(default=0.3)
+    max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
+    optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
+    learning_rate = luigi.FloatParameter(default=3e-3)
+    batch_size = luigi.IntParameter(default=32)
+    epochs = luigi.IntParameter(default=20)
+    early_stopping_patience = luigi.IntParameter(default=3)
+    seed = luigi.IntParameter(default=0, description="Training seed.")
+    max_ham_blocked = luigi.FloatParameter(
+        default=0.003, description="Target share of ham labelled spam; sets the threshold.")
+    min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")
+
+    def requires(self):
+        return {"corpus": DownloadCorpus(), "vocab": BuildVocab()}
+
+    def run(self):
+        from pipeline import training_run
+
+        table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
+        with atomic_directory(self.output_folder()) as folder:
+            training_run.train_and_evaluate(
+                table, self.input_folder("vocab") / "vocab.tsv", self.model_config(),
+                self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch)
+
+    def model_config(self):
+        from pipeline.model import ModelConfig
+        from dataclasses import fields
+
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
+
+    def _report_epoch(self, epoch: int, logs: dict) -> None:
+        self.set_progress_percentage(round(100 * epoch / self.epochs))
+        message = (f"epoch {epoch}/{self.epochs}: val_loss {logs.get('val_loss', 0):.4f}, "
+                   f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
+                   f"val_auc {logs.get('val_auc', 0):.4f}")
+        self.set_status_message(message)
+        print(message, flush=True)
+
+
+class ExportSavedModel(PipelineTask):
+    """Stage a raw-text SavedModel (threshold inside) under a non-numeric folder name."""
+
+    output_kind = "exports"
+
+    def requires(self):
+        return {"training": TrainRNN(), "vocab": BuildVocab(), "corpus": DownloadCorpus()}
+
+    def run(self):
+        import keras
+
+        from pipeline import export, vocabulary
+
+        training = self.input_folder("training")
+        model = keras.models.load_model(training / "model.keras", safe_mode=True)
+        metrics = json.loads((training / "metrics.json").read_text())
+        corpus_stats = json.loads((self.input_folder("corpus") / "stats.json").read_text())
+        provenance = {
+            "export_id": self.fingerprint(),
+            "training_run": training.name,
+            "training_parameters": TrainRNN().to_str_params(only_significant=True),
+            "metrics": metrics,
+            "corpus_sha256": corpus_stats["sha256"],
+            "code_version": code_version(),
+            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        words = vocabulary.read_vocabulary(self.input_folder("vocab") / "vocab.tsv")
+        with atomic_directory(self.output_folder()) as folder:
+            export.export_classifier(model, words, TrainRNN().max_length,
+                                     metrics["threshold"], folder, provenance,
+                                     model_name=pipeline().model_name)
+
+
+class ServedVersionTarget(luigi.Target):
+    """Exists when a version published from ``export_id`` is under the model base path."""
+
+    def __init__(self, base: Path, export_id: str):
+        self.base = base
+        self.export_id = export_id
+
+    def exists(self) -> bool:
+        return serving.version_of_export(self.base, self.export_id) is not None
+
+    @property
+    def version(self) -> int | None:
+        return serving.version_of_export(self.base, self.export_id)
+
+
+class PromoteVersion(PipelineTask):
+    """Publish the staged export as the next integer version under the model base path."""
+
+    def requires(self):
+        return ExportSavedModel()
+
+    def output(self):
+        return ServedVersionTarget(serving_base(), self.requires().fingerprint())
+
+    def run(self):
+        version, published = serving.promote_export(
+            self.input_folder(), serving_base(), self.requires().fingerprint())
+        self.set_status_message(f"{'published' if published else 'already live as'} "
+                                f"version {version} under {serving_base()}")
+
+
+class MessagesFile(luigi.ExternalTask):
+    """A batch of messages provided by the user (CSV with a ``text`` column, or plain text)."""
+
+    path = luigi.Parameter()
+
+    def output(self):
+        return luigi.LocalTarget(self.path)
+
+
+class BatchScore(PipelineTask):
+    """Score a file of messages with the live version's ``serving_default`` signature."""
+
+    date = luigi.DateParameter(default=dt.date.today(),
+                               description="Partition: scores/<date>/.")
+    input = luigi.Parameter(default="", description="Messages to score; empty scores the "
+                                                    "corpus's test split.")
+    batch_size = luigi.IntParameter(default=1024, significant=False)
+    chunk_rows = luigi.IntParameter(default=100_000, significant=False,
+                                    description="Rows read and written at a time.")
+
+    def requires(self):
+        messages = MessagesFile(self.input) if self.input else DownloadCorpus()
+        return {"model": PromoteVersion(), "messages": messages}
+
+    def output(self):
+        if self.input:
+            name = Path(self.input).stem + "-" + hashlib.sha256(
+                str(Path(self.input).resolve()).encode()).hexdigest()[:8]
+        else:
+            name = "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
+        return luigi.LocalTarget(
+            str(outputs_root() / "scores" / self.date.isoformat() / f"{name}.csv"))
+
+    def run(self):
+        from pipeline import export, scoring
+
+        version = serving.live_version(serving_base())
+        if version is None:
+            raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
+        signature = export.ServingSignature(serving_base() / str(version))
+        messages = (scoring.read_messages(self.input, self.chunk_rows) if self.input
+                    else [self._test_split()])
+        with atomic_file(self.output().path, "w", encoding="utf-8", newline="") as handle:
+            rows = scoring.score_messages(messages, handle, signature, version,
+                                          self.batch_size, on_progress=self._report_rows)
+        self.set_status_message(f"scored {rows:,} rows with version {version}")
+
+    def _test_split(self):
+        """The corpus test split as a scoring input (id = corpus line number)."""
+        table = corpus.read_corpus_table(self.input_folder("messages") / "messages.csv")
+        test = table.loc[table.split == "test", ["line", "text"]]
+        return test.rename(columns={"line": "id"}).reset_index(drop=True)
+
+    def _report_rows(self, rows: int) -> None:
+        self.set_status_message(f"scored {rows:,} rows")
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout running the pipeline, or ``unknown``."""
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

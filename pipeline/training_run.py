@@ -1,0 +1,54 @@
+"""One training run: encode the splits, train, pick the threshold on validation, measure,
+and write the model, history and metrics into a folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import metrics, text, vocabulary
+from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
+                            train_classifier, weights_checksum)
+
+
+def _split(table: pd.DataFrame, name: str) -> tuple[list[str], np.ndarray]:
+    rows = table[table["split"] == name]
+    return rows["text"].tolist(), (rows["label"] == "spam").to_numpy()
+
+
+def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,
+                       max_ham_blocked: float, min_threshold: float, folder: Path,
+                       on_epoch: EpochCallback | None = None) -> dict:
+    """Train on the train split, choose the threshold on validation, report validation and
+    test metrics. Writes ``model.keras``, ``history.json`` and ``metrics.json``; returns
+    the metrics."""
+    words = vocabulary.read_vocabulary(vocabulary_path)
+    encoded = {}
+    for name in ("train", "validation", "test"):
+        texts, labels = _split(table, name)
+        encoded[name] = (text.encode_numpy(texts, words, config.max_length), labels, texts)
+    model, history = train_classifier(
+        encoded["train"][0], encoded["train"][1], encoded["validation"][0],
+        encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch)
+    probabilities = {name: predict_probabilities(model, ids)
+                     for name, (ids, _, _) in encoded.items() if name != "train"}
+    threshold = metrics.threshold_for_ham_blocked(
+        encoded["validation"][1], probabilities["validation"], max_ham_blocked, min_threshold)
+    result = {
+        "threshold": threshold,
+        "threshold_rule": {"max_ham_blocked_on_validation": max_ham_blocked,
+                           "min_threshold": min_threshold},
+        "validation": metrics.classification_metrics(
+            encoded["validation"][1], probabilities["validation"], threshold),
+        "test": metrics.classification_metrics(
+            encoded["test"][1], probabilities["test"], threshold),
+        "epochs_trained": len(history),
+        "weights_sha256": weights_checksum(model),
+        "config": config.as_dict(),
+    }
+    model.save(folder / "model.keras")
+    (folder / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,157 @@
+"""Shared fixtures: a small corpus built here, a temporary outputs folder, config overrides."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import io
+import random
+import threading
+import zipfile
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+import pytest
+from luigi.task_register import Register
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CORPUS = REPO.parent / "shared" / "data" / "sms-spam-collection"
+SHARED_ZIP = SHARED_CORPUS / "smsspamcollection.zip"
+
+luigi.configuration.add_config_path(str(REPO / "luigi.cfg"))
+
+_HAM = ["ok see you at {t} then", "are you coming home for dinner {d}", "sorry i'll call later",
+        "haha that was so funny {d}", "can you pick up some milk on the way",
+        "i am running late, be there by {t}", "did you watch the match last night",
+        "love you, sleep well", "where are you? we are waiting at the cafe",
+        "meeting moved to {d} at {t}", "thanks for the lift {d}", "what time is class {d}"]
+_SPAM = ["WINNER!! you have won a £{n} prize. call 0906{p} now to claim",
+         "FREE entry to win a {d} holiday! text WIN to 8{p}",
+         "URGENT your mobile number has been awarded £{n}. call 0871{p}",
+         "claim your free ringtone now, reply YES to 6{p}. T&C apply",
+         "Congratulations! you are selected for a cash award of £{n}, call 09{p}"]
+
+
+def build_small_corpus(messages: int = 240, seed: int = 7) -> bytes:
+    """A small, deterministic SMS corpus in the real file's format (with a few repeats)."""
+    rng = random.Random(seed)
+    days = ["today", "tomorrow", "monday", "friday", "tonight"]
+    lines = []
+    for i in range(messages):
+        spam = i % 5 == 0
+        template = rng.choice(_SPAM if spam else _HAM)
+        message = template.format(t=f"{rng.randint(1, 12)}pm", d=rng.choice(days),
+                                  n=rng.choice([100, 500, 1000, 2000]),
+                                  p=rng.randint(10000, 99999))
+        lines.append(f"{'spam' if spam else 'ham'}\t{message} {i}")
+    lines += [lines[1], lines[2], lines[5]]  # repeated texts, dropped by DownloadCorpus
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def small_corpus() -> bytes:
+    return build_small_corpus()
+
+
+@pytest.fixture(scope="session")
+def small_corpus_zip(tmp_path_factory, small_corpus) -> tuple[Path, str]:
+    """Path of a zip holding the small corpus, and the member's sha256."""
+    path = tmp_path_factory.mktemp("corpus") / "smsspamcollection.zip"
+    path.write_bytes(zip_bytes({"SMSSpamCollection": small_corpus, "readme": b"test corpus"}))
+    return path, hashlib.sha256(small_corpus).hexdigest()
+
+
+@pytest.fixture
+def shared_zip() -> Path:
+    if not SHARED_ZIP.is_file():
+        pytest.skip(f"the real corpus is not at {SHARED_ZIP} (../shared is absent)")
+    return SHARED_ZIP
+
+
+@contextlib.contextmanager
+def luigi_config(overrides: dict[str, dict[str, object]]):
+    """Run with luigi.cfg plus ``overrides`` (section -> option -> value), then restore."""
+    parser_class = luigi.configuration.LuigiConfigParser
+    original = parser_class.instance()
+    replacement = parser_class()
+    for section in original.sections():
+        replacement.add_section(section)
+        for option, value in original.items(section, raw=True):
+            replacement.set(section, option, value)
+    for section, options in overrides.items():
+        if not replacement.has_section(section):
+            replacement.add_section(section)
+        for option, value in options.items():
+            replacement.set(section, option, str(value))
+    parser_class._instance = replacement
+    Register.clear_instance_cache()
+    try:
+        yield
+    finally:
+        parser_class._instance = original
+        Register.clear_instance_cache()
+
+
+def small_pipeline_settings(outputs: Path, corpus_zip: Path, sha256: str) -> dict:
+    """A fast configuration: the small corpus and a tiny recurrent model."""
+    return {
+        "pipeline": {"outputs_root": outputs},
+        "DownloadCorpus": {"url": corpus_zip, "sha256": sha256, "backoff_seconds": 0.01},
+        "BuildVocab": {"min_count": 1},
+        "TrainRNN": {"embedding_dim": 8, "rnn_units": 4, "epochs": 2, "batch_size": 16,
+                     "max_length": 20, "bidirectional": "false", "min_threshold": 0.5},
+    }
+
+
+@pytest.fixture
+def small_pipeline(tmp_path, small_corpus_zip):
+    """Configure the pipeline for the small corpus under a temporary outputs folder."""
+    corpus_zip, sha256 = small_corpus_zip
+    outputs = tmp_path / "outputs"
+    with luigi_config(small_pipeline_settings(outputs, corpus_zip, sha256)):
+        yield outputs
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path):
+    """Serve ``folder`` over HTTP on 127.0.0.1 on a free port; yield the base URL."""
+    handler = lambda *a, **k: _QuietHandler(*a, directory=str(folder), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def small_chain(tmp_path_factory, small_corpus_zip):
+    """The small pipeline run once up to PromoteVersion; yields its settings and outputs."""
+    corpus_zip, sha256 = small_corpus_zip
+    outputs = tmp_path_factory.mktemp("chain") / "outputs"
+    settings = small_pipeline_settings(outputs, corpus_zip, sha256)
+    with luigi_config(settings):
+        from pipeline import tasks
+        assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="WARNING")
+        export_dir = tasks.ExportSavedModel().output_folder()
+        training_dir = tasks.TrainRNN().output_folder()
+        corpus_dir = tasks.DownloadCorpus().output_folder()
+    return {"settings": settings, "outputs": outputs, "export": export_dir,
+            "training": training_dir, "corpus": corpus_dir,
+            "serving": outputs / "serving" / "spam_ham"}

@@ -1,0 +1,95 @@
+"""The export, checked the way tensorflow_model_server loads it: a TF1 session that runs
+each signature by the tensor names in its SignatureDef."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from pipeline import export
+
+MESSAGES = ["WINNER!! you have won a £1000 prize. call 0906123 now", "ok see you at 5pm then",
+            "", "Émoji 😀 中文", "x " * 500]
+
+
+@pytest.fixture(scope="module")
+def session_model(small_chain):
+    model = export.TF1SessionModel(small_chain["export"])
+    yield model
+    model.close()
+
+
+def test_signatures_and_methods_are_what_tf_serving_expects(small_chain):
+    proto = saved_model_pb2.SavedModel.FromString(
+        (small_chain["export"] / "saved_model.pb").read_bytes())
+    signatures = proto.meta_graphs[0].signature_def
+    assert signatures["serving_default"].method_name == "tensorflow/serving/predict"
+    assert signatures["predict_spam"].method_name == "tensorflow/serving/predict"
+    assert signatures["classify"].method_name == "tensorflow/serving/classify"
+    texts = signatures["serving_default"].inputs["texts"]
+    assert texts.dtype == tf.string.as_datatype_enum
+    assert [d.size for d in texts.tensor_shape.dim] == [-1]
+    assert set(signatures["serving_default"].outputs) == {"spam_probability", "label"}
+    assert set(signatures["classify"].inputs) == {"inputs"}
+    assert set(signatures["classify"].outputs) == {"classes", "scores"}
+
+
+def test_tf1_session_matches_the_python_loaded_model(small_chain, session_model):
+    python_probabilities, python_labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    for name in ("serving_default", "predict_spam"):
+        out = session_model.run(name, {"texts": MESSAGES})
+        np.testing.assert_allclose(out["spam_probability"], python_probabilities, atol=1e-6)
+        assert out["label"].astype(str).tolist() == python_labels.tolist()
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[m.encode()]))
+    })).SerializeToString() for m in MESSAGES]
+    out = session_model.run("classify", {"inputs": examples})
+    assert out["classes"].astype(str).tolist() == [["ham", "spam"]] * len(MESSAGES)
+    np.testing.assert_allclose(out["scores"][:, 1], python_probabilities, atol=1e-6)
+    np.testing.assert_allclose(out["scores"].sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_label_uses_the_threshold_stored_in_the_export(small_chain):
+    threshold = export.read_provenance(small_chain["export"])["threshold"]
+    probabilities, labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    assert labels.tolist() == ["spam" if p >= threshold else "ham" for p in probabilities]
+
+
+def test_every_warmup_record_replays_against_the_export(small_chain, session_model):
+    logs = export.read_warmup_requests(small_chain["export"])
+    assert 0 < len(logs) <= 1000
+    kinds = {(log.WhichOneof("log_type"),
+              (log.predict_log.request.model_spec.signature_name
+               or log.classify_log.request.model_spec.signature_name)) for log in logs}
+    assert kinds == {("predict_log", "serving_default"), ("predict_log", "predict_spam"),
+                     ("classify_log", "classify")}
+    for log in logs:
+        out = session_model.replay(log)
+        assert out  # answered without error
+        if log.WhichOneof("log_type") == "predict_log":
+            n = len(log.predict_log.request.inputs["texts"].string_val)
+            assert out["spam_probability"].shape == (n,)
+
+
+def test_provenance_records_where_the_version_came_from(small_chain):
+    provenance = export.read_provenance(small_chain["export"])
+    metrics = json.loads((small_chain["training"] / "metrics.json").read_text())
+    corpus_stats = json.loads((small_chain["corpus"] / "stats.json").read_text())
+    assert provenance["training_run"] == small_chain["training"].name
+    assert provenance["metrics"]["test"] == metrics["test"]
+    assert provenance["threshold"] == metrics["threshold"]
+    assert provenance["corpus_sha256"] == corpus_stats["sha256"]
+    assert provenance["code_version"] and provenance["exported_at"]
+
+
+def test_saved_model_cli_runs_raw_text(small_chain):
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(
+        cli + ["run", "--dir", str(small_chain["export"]), "--tag_set", "serve",
+               "--signature_def", "serving_default", "--input_exprs", 'texts=["WIN cash now"]'],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Result for output key spam_probability" in result.stdout

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+from sklearn import metrics as reference
+
+from pipeline import metrics
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(0)
+    y = rng.random(500) < 0.15
+    p = np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1).round(2)  # rounded: many ties
+    return y, p
+
+
+def test_metrics_agree_with_scikit_learn(scored):
+    y, p = scored
+    result = metrics.classification_metrics(y, p, threshold=0.5)
+    predicted = p >= 0.5
+    assert result["accuracy"] == pytest.approx(reference.accuracy_score(y, predicted))
+    assert result["mcc"] == pytest.approx(reference.matthews_corrcoef(y, predicted))
+    assert result["spam_caught"] == pytest.approx(reference.recall_score(y, predicted))
+    assert result["roc_auc"] == pytest.approx(reference.roc_auc_score(y, p))
+    assert result["pr_auc"] == pytest.approx(reference.average_precision_score(y, p))
+    tn, fp, fn, tp = reference.confusion_matrix(y, predicted).ravel()
+    assert result["confusion_matrix"] == {"ham_as_ham": tn, "ham_as_spam": fp,
+                                          "spam_as_ham": fn, "spam_as_spam": tp}
+    assert result["ham_blocked"] == pytest.approx(fp / (fp + tn))
+
+
+def test_threshold_blocks_no_more_ham_than_allowed(scored):
+    y, p = scored
+    for target in (0.0, 0.01, 0.05, 0.2):
+        threshold = metrics.threshold_for_ham_blocked(y, p, target, min_threshold=0.0)
+        blocked = np.mean(p[~y] >= threshold)
+        assert blocked <= target
+        # and it is the lowest such threshold: one ham more would exceed the target
+        lower = np.max(p[~y][p[~y] < threshold], initial=-1)
+        assert np.mean(p[~y] >= lower) > target or lower < 0
+
+
+def test_threshold_never_goes_below_the_floor():
+    y = np.array([0, 0, 1], bool)
+    assert metrics.threshold_for_ham_blocked(y, np.array([0.1, 0.2, 0.9]), 0.5, 0.5) == 0.5

@@ -1,0 +1,45 @@
+import numpy as np
+
+from pipeline import model
+
+TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4,
+                         dropout=0.1, max_length=6, optimizer="adam", learning_rate=0.01,
+                         batch_size=8, epochs=3, early_stopping_patience=0, seed=3)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, 30, size=(64, 6)).astype("int32")
+    labels = (ids[:, 0] > 15)  # learnable from the first token
+    return ids[:48], labels[:48], ids[48:], labels[48:]
+
+
+def test_same_seed_gives_the_same_weights_and_history():
+    first, history_a = model.train_classifier(*_data(), vocabulary_size=30, config=TINY)
+    second, history_b = model.train_classifier(*_data(), vocabulary_size=30, config=TINY)
+    assert model.weights_checksum(first) == model.weights_checksum(second)
+    assert history_a == history_b
+    assert len(history_a) == 3
+
+
+def test_another_seed_gives_other_weights():
+    first, _ = model.train_classifier(*_data(), vocabulary_size=30, config=TINY)
+    other = model.ModelConfig(**{**TINY.as_dict(), "seed": 4})
+    second, _ = model.train_classifier(*_data(), vocabulary_size=30, config=other)
+    assert model.weights_checksum(first) != model.weights_checksum(second)
+
+
+def test_every_recurrent_kind_builds_and_predicts_probabilities():
+    for kind in ("gru", "lstm", "simple"):
+        config = model.ModelConfig(**{**TINY.as_dict(), "rnn_type": kind, "bidirectional": False})
+        classifier = model.build_classifier(30, config)
+        p = model.predict_probabilities(classifier, np.array([[2, 3, 0, 0]], "int32"))
+        assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
+
+
+def test_reported_epochs_match_the_history():
+    seen = []
+    _, history = model.train_classifier(*_data(), vocabulary_size=30, config=TINY,
+                                        on_epoch=lambda epoch, logs: seen.append((epoch, logs)))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert seen[-1][1]["val_loss"] == history[-1]["val_loss"]

@@ -1,0 +1,56 @@
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import scoring
+
+
+def fake_score(texts):
+    """Stands in for the signature in these format tests: probability from the length."""
+    p = np.array([min(len(t), 100) / 100 for t in texts], np.float32)
+    return p, np.where(p >= 0.5, "spam", "ham")
+
+
+def score_to_frame(messages, batch_size=3):
+    out = io.StringIO()
+    rows = scoring.score_messages(messages, out, fake_score, model_version=7,
+                                  batch_size=batch_size)
+    out.seek(0)
+    frame = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
+    assert rows == len(frame)
+    return frame
+
+
+def test_csv_with_ids_keeps_every_row_in_order(tmp_path):
+    path = tmp_path / "in.csv"
+    texts = ["short", "a much longer message " * 5, "", "NA", "mid length one", "x"]
+    pd.DataFrame({"id": [f"m{i}" for i in range(6)], "text": texts}).to_csv(path, index=False)
+    frame = score_to_frame(scoring.read_messages(path, chunk_rows=4))
+    assert frame["id"].tolist() == [f"m{i}" for i in range(6)]
+    assert frame["text"].tolist() == texts
+    assert frame["spam_probability"].tolist() == pytest.approx(fake_score(texts)[0].tolist())
+    assert set(frame["model_version"]) == {7}
+
+
+def test_plain_text_lines_get_line_numbers(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes("first\r\nsecond\n\nlast".encode())
+    frame = score_to_frame(scoring.read_messages(path, chunk_rows=2))
+    assert frame["id"].tolist() == ["1", "2", "3", "4"]
+    assert frame["text"].tolist() == ["first", "second", "", "last"]
+
+
+def test_csv_without_text_column_is_refused(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("message\nhello\n")
+    with pytest.raises(scoring.BatchInputError, match="no 'text' column"):
+        list(scoring.read_messages(path, 10))
+
+
+def test_float32_probabilities_round_trip_exactly():
+    texts = [f"message {i}" * (i % 13) for i in range(50)]
+    frame = score_to_frame([pd.DataFrame({"id": range(50), "text": texts})], batch_size=7)
+    expected = fake_score(texts)[0]
+    assert np.array_equal(frame["spam_probability"].to_numpy(np.float32), expected)

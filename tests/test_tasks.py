@@ -1,0 +1,107 @@
+"""The Luigi chain on the small corpus, in process, as luigi's own tests run pipelines."""
+import configparser
+import datetime as dt
+import os
+
+import luigi
+import pandas as pd
+import pytest
+
+from conftest import REPO, luigi_config
+from pipeline import tasks
+
+
+def _mtimes(folder):
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_chain_scores_every_input_row_then_a_rerun_does_nothing(small_chain, tmp_path):
+    messages = tmp_path / "batch.csv"
+    texts = ["WINNER!! claim your £1000 prize now", "see you at 8?", "", "NA", "ok"] * 3
+    pd.DataFrame({"text": texts}).to_csv(messages, index=False)
+    with luigi_config(small_chain["settings"]):
+        score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 2))
+        assert luigi.build([score], local_scheduler=True, log_level="WARNING")
+        out = pd.read_csv(score.output().path, dtype={"text": str}, keep_default_na=False)
+        assert out["text"].tolist() == texts
+        assert out["id"].tolist() == list(range(1, len(texts) + 1))
+        assert set(out["model_version"]) == {1}
+        assert set(out["label"]) <= {"spam", "ham"}
+        assert "2026-01-02" in score.output().path
+
+        before = _mtimes(small_chain["outputs"])
+        result = luigi.build([score], local_scheduler=True, log_level="WARNING",
+                             detailed_summary=True)
+        assert result.status == luigi.LuigiStatusCode.SUCCESS
+        assert "complete ones were encountered" in result.summary_text
+        assert _mtimes(small_chain["outputs"]) == before
+
+
+def test_default_batch_is_the_corpus_test_split(small_chain):
+    with luigi_config(small_chain["settings"]):
+        score = tasks.BatchScore(date=dt.date(2026, 1, 3))
+        assert luigi.build([score], local_scheduler=True, log_level="WARNING")
+        table = pd.read_csv(small_chain["corpus"] / "messages.csv", keep_default_na=False)
+        out = pd.read_csv(score.output().path, keep_default_na=False)
+        assert out["id"].tolist() == table.loc[table.split == "test", "line"].tolist()
+
+
+def test_promoting_the_same_export_again_adds_no_version(small_chain):
+    with luigi_config(small_chain["settings"]):
+        promote = tasks.PromoteVersion()
+        assert promote.complete()
+        promote.set_status_message = lambda message: None  # set by a worker otherwise
+        promote.run()  # as a forced re-run would
+    assert sorted(p.name for p in small_chain["serving"].iterdir()) == ["1"]
+
+
+def test_a_changed_hyperparameter_or_corpus_makes_new_targets(small_chain):
+    with luigi_config(small_chain["settings"]):
+        base = {t: t().fingerprint() for t in (tasks.TrainRNN, tasks.ExportSavedModel)}
+        assert tasks.TrainRNN(seed=1).fingerprint() != base[tasks.TrainRNN]
+        assert tasks.TrainRNN(batch_size=16).fingerprint() == base[tasks.TrainRNN]
+    changed = {**small_chain["settings"],
+               "TrainRNN": {**small_chain["settings"]["TrainRNN"], "rnn_units": 5}}
+    with luigi_config(changed):
+        assert tasks.ExportSavedModel().fingerprint() != base[tasks.ExportSavedModel]
+        assert not tasks.PromoteVersion().complete()
+    other_corpus = {**small_chain["settings"],
+                    "DownloadCorpus": {**small_chain["settings"]["DownloadCorpus"],
+                                       "split_seed": 5}}
+    with luigi_config(other_corpus):
+        assert tasks.TrainRNN().fingerprint() != base[tasks.TrainRNN]
+    mirror = {**small_chain["settings"],
+              "DownloadCorpus": {**small_chain["settings"]["DownloadCorpus"],
+                                 "url": "https://mirror.invalid/sms.zip"}}
+    with luigi_config(mirror):  # where the bytes come from does not change what they are
+        assert tasks.TrainRNN().fingerprint() == base[tasks.TrainRNN]
+
+
+def test_missing_batch_input_is_reported_as_missing_data(small_chain, tmp_path):
+    with luigi_config(small_chain["settings"]):
+        score = tasks.BatchScore(input=str(tmp_path / "absent.csv"), date=dt.date(2026, 1, 4))
+        result = luigi.build([score], local_scheduler=True, log_level="WARNING",
+                             detailed_summary=True)
+        assert result.status == luigi.LuigiStatusCode.MISSING_EXT
+        assert not os.path.exists(score.output().path)
+
+
+def test_every_setting_in_luigi_cfg_is_a_real_parameter():
+    config = configparser.ConfigParser()
+    config.read(REPO / "luigi.cfg")
+    known = {"pipeline": tasks.pipeline, "DownloadCorpus": tasks.DownloadCorpus,
+             "BuildVocab": tasks.BuildVocab, "TrainRNN": tasks.TrainRNN,
+             "BatchScore": tasks.BatchScore}
+    for section, task in known.items():
+        parameters = dict(task.get_params())
+        for option in config[section]:
+            assert option in parameters, f"[{section}] {option} is not a parameter of {task}"
+            assert parameters[option].description or parameters[option].significant is False \
+                or section in ("TrainRNN", "BuildVocab") or option
+
+
+@pytest.mark.parametrize("task", [tasks.DownloadCorpus, tasks.BuildVocab, tasks.TrainRNN,
+                                  tasks.ExportSavedModel])
+def test_task_outputs_live_under_outputs_root(small_chain, task):
+    with luigi_config(small_chain["settings"]):
+        assert str(task().output_folder()).startswith(str(small_chain["outputs"]))
