@@ -196,3 +196,15 @@ class TF1SessionModel:
 
     def close(self) -> None:
         self._session.close()
+
+
+def evaluate_export(export_dir: Path | str, texts: list[str], labels: np.ndarray,
+                    batch_size: int = 1024) -> dict:
+    """Metrics of an export on labelled messages, through its ``serving_default``
+    signature and the threshold it carries: what serving would decide."""
+    from pipeline import metrics, scoring
+
+    signature = ServingSignature(export_dir)
+    probabilities, _ = scoring.score_texts(texts, signature, batch_size)
+    threshold = read_provenance(export_dir)["threshold"]
+    return metrics.classification_metrics(labels, probabilities, threshold)

@@ -25,6 +25,7 @@ class ModelConfig:
     bidirectional: bool
     embedding_dim: int
     rnn_units: int
+    pooling: str                  # last (final state) | max (max over time)
     dropout: float
     max_length: int               # tokens kept per message
     optimizer: str                # adam | rmsprop
@@ -42,6 +43,31 @@ _RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM,
                "simple": keras.layers.SimpleRNN}
 
 
+@keras.saving.register_keras_serializable(package="spam_pipeline")
+class MaskedMaxOverTime(keras.layers.Layer):
+    """Max over the time steps that are not padding (Keras' GlobalMaxPooling1D ignores the
+    mask, which would make a message's score depend on how far its batch is padded)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return keras.ops.max(inputs, axis=1)
+        keep = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+        lowest = keras.ops.full_like(inputs, -1e9)
+        pooled = keras.ops.max(keras.ops.where(keep, inputs, lowest), axis=1)
+        any_step = keras.ops.any(keep, axis=1)
+        return keras.ops.where(any_step, pooled, keras.ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 def build_classifier(vocabulary_size: int, config: ModelConfig) -> keras.Model:
     """Embedding -> (bidirectional) recurrent layer -> dropout -> spam probability.
 
@@ -52,10 +78,15 @@ def build_classifier(vocabulary_size: int, config: ModelConfig) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
                                name="embedding")(ids)
-    recurrent = _RNN_LAYERS[config.rnn_type](config.rnn_units, name=config.rnn_type)
+    if config.pooling not in ("last", "max"):
+        raise ValueError(f"pooling {config.pooling!r} is not one of ['last', 'max']")
+    recurrent = _RNN_LAYERS[config.rnn_type](
+        config.rnn_units, return_sequences=config.pooling == "max", name=config.rnn_type)
     if config.bidirectional:
         recurrent = keras.layers.Bidirectional(recurrent, name=f"bi_{config.rnn_type}")
     x = recurrent(x)
+    if config.pooling == "max":
+        x = MaskedMaxOverTime(name="max_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     probability = keras.layers.Dense(1, activation="sigmoid", name="spam_probability")(x)
     return keras.Model(ids, probability, name="spam_rnn")

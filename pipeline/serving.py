@@ -3,12 +3,14 @@
 ``tensorflow_model_server --model_base_path=<base>`` polls ``<base>`` and loads the largest
 integer folder as soon as it appears, so a version must appear whole or not at all: it is
 copied under a non-numeric name (which the server ignores) in the same folder and renamed
-into place. A lock file beside the base path serialises promotions, so two racing runs add
-exactly one version.
+into place. A lock file beside the base path serialises promotions and rollbacks, so two
+racing runs add exactly one version. Every promotion, refusal and rollback is appended to
+an audit log beside the base path (outside what the server watches).
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import os
@@ -21,6 +23,11 @@ from pipeline.atomic_output import fsync_tree, remove_path
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
 _INCOMING_PREFIX = ".incoming-"
+_REMOVING_PREFIX = ".removing-"
+
+
+class ServingError(RuntimeError):
+    """The model base path is not in the state an operation needs."""
 
 
 def serving_versions(base: Path) -> list[int]:
@@ -53,9 +60,34 @@ def version_of_export(base: Path, export_id: str) -> int | None:
     return None
 
 
+def audit_log_path(base: Path) -> Path:
+    return base.parent / f"{base.name}.audit.jsonl"
+
+
+def append_audit(base: Path, event: str, **details) -> dict:
+    """Append one JSON line (time, event, details) to the audit log of ``base``."""
+    record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "event": event, "model_base_path": str(base), **details}
+    path = audit_log_path(base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return record
+
+
+def read_audit(base: Path) -> list[dict]:
+    path = audit_log_path(base)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 @contextlib.contextmanager
 def promotion_lock(base: Path) -> Iterator[None]:
-    """An exclusive lock on the model base path, held while a version is published."""
+    """An exclusive lock on the model base path, held while versions change."""
     base.parent.mkdir(parents=True, exist_ok=True)
     with open(base.parent / f".{base.name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -65,47 +97,124 @@ def promotion_lock(base: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def remove_incoming_leftovers(base: Path) -> None:
-    """Drop copies that a killed promotion left under their non-numeric name.
+def _remove_leftovers(base: Path) -> None:
+    """Drop copies and removals that a killed run left under non-numeric names.
 
-    Only call this while holding :func:`promotion_lock`: then no copy is in flight.
+    Only call this while holding :func:`promotion_lock`: then nothing is in flight.
     """
     if base.is_dir():
-        for leftover in base.glob(f"{_INCOMING_PREFIX}*"):
-            remove_path(leftover)
+        for prefix in (_INCOMING_PREFIX, _REMOVING_PREFIX):
+            for leftover in base.glob(f"{prefix}*"):
+                remove_path(leftover)
 
 
-def publish_version(source: Path, base: Path) -> int:
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_version(source: Path, base: Path, provenance_update: dict | None = None) -> int:
     """Copy the export folder ``source`` into ``base`` as the next integer version.
 
-    The caller holds :func:`promotion_lock`. Returns the new version number.
+    The caller holds :func:`promotion_lock`. ``provenance_update`` is merged into the copy's
+    provenance (a rollback records where it came from). Returns the new version number.
     """
     base.mkdir(parents=True, exist_ok=True)
-    remove_incoming_leftovers(base)
+    _remove_leftovers(base)
     version = (live_version(base) or 0) + 1
     incoming = base / f"{_INCOMING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
     try:
         shutil.copytree(source, incoming)
+        if provenance_update:
+            path = incoming / PROVENANCE_FILE
+            provenance = json.loads(path.read_text()) if path.exists() else {}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**provenance, **provenance_update}, indent=2,
+                                       sort_keys=True))
         fsync_tree(incoming)
         os.rename(incoming, base / str(version))
     except BaseException:
         remove_path(incoming)
         raise
-    fd = os.open(base, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_folder(base)
     return version
 
 
-def promote_export(staged: Path, base: Path, export_id: str) -> tuple[int, bool]:
+def prune_versions(base: Path, keep: int) -> list[int]:
+    """Remove all but the newest ``keep`` versions (never the live one); return removed.
+
+    A folder is renamed to a non-numeric name before it is deleted, so TF Serving never
+    sees a half-deleted version. The caller holds :func:`promotion_lock`.
+    """
+    versions = serving_versions(base)
+    doomed = versions[:-max(keep, 1)]
+    for version in doomed:
+        hidden = base / f"{_REMOVING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        os.rename(base / str(version), hidden)
+        remove_path(hidden)
+    return doomed
+
+
+def promote_export(staged: Path, base: Path, export_id: str, keep_versions: int = 0,
+                   details: dict | None = None) -> tuple[int, bool]:
     """Publish ``staged`` unless a version from the same export is already there.
 
     Returns ``(version, published)``: ``published`` is False when it was there already.
+    ``keep_versions`` > 0 prunes older versions afterwards.
     """
     with promotion_lock(base):
         existing = version_of_export(base, export_id)
         if existing is not None:
             return existing, False
-        return publish_version(staged, base), True
+        previous = live_version(base)
+        version = publish_version(staged, base)
+        removed = prune_versions(base, keep_versions) if keep_versions > 0 else []
+        append_audit(base, "promoted", version=version, previous_live=previous,
+                     export_id=export_id, source=str(staged), pruned=removed,
+                     **(details or {}))
+        return version, True
+
+
+def rollback(base: Path, to_version: int, reason: str = "") -> int:
+    """Republish ``to_version`` as the newest version, so the "latest" policy serves it.
+
+    Returns the new version number. Raises :class:`ServingError` if it does not exist.
+    """
+    with promotion_lock(base):
+        versions = serving_versions(base)
+        if to_version not in versions:
+            raise ServingError(f"version {to_version} is not under {base} (versions there: "
+                               f"{versions or 'none'}); pick one of those")
+        previous = live_version(base)
+        version = publish_version(base / str(to_version), base,
+                                  {"rolled_back_from": previous, "copy_of_version": to_version})
+        append_audit(base, "rolled_back", version=version, copy_of_version=to_version,
+                     previous_live=previous, reason=reason)
+        return version
+
+
+def write_model_config(path: Path, model_name: str, base: Path, stable: int,
+                       canary: int | None = None) -> Path:
+    """Write a TF Serving ``--model_config_file`` serving ``stable`` (and ``canary``) with
+    ``version_labels``, so clients can ask for ``/labels/stable`` or ``/labels/canary``."""
+    versions = [stable] + ([canary] if canary is not None else [])
+    missing = [v for v in versions if v not in serving_versions(base)]
+    if missing:
+        raise ServingError(f"versions {missing} are not under {base}")
+    specific = "".join(f"        versions: {v}\n" for v in versions)
+    labels = f"      version_labels {{ key: 'stable' value: {stable} }}\n"
+    if canary is not None:
+        labels += f"      version_labels {{ key: 'canary' value: {canary} }}\n"
+    text = ("model_config_list {\n  config {\n"
+            f"    name: '{model_name}'\n    base_path: '{base.resolve()}'\n"
+            "    model_platform: 'tensorflow'\n"
+            f"    model_version_policy {{\n      specific {{\n{specific}      }}\n    }}\n"
+            f"{labels}  }}\n}}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path

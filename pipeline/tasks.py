@@ -144,6 +144,8 @@ class TrainRNN(PipelineTask):
     bidirectional = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     embedding_dim = luigi.IntParameter(default=64)
     rnn_units = luigi.IntParameter(default=32)
+    pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",
+                                    description="Final recurrent state or max over time.")
     dropout = luigi.FloatParameter(default=0.3)
     max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
     optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
@@ -231,20 +233,87 @@ class ServedVersionTarget(luigi.Target):
         return serving.version_of_export(self.base, self.export_id)
 
 
+class PromotionRefused(RuntimeError):
+    """The candidate failed the smoke test or the quality gate; it stays staged."""
+
+
 class PromoteVersion(PipelineTask):
-    """Publish the staged export as the next integer version under the model base path."""
+    """Smoke-test the staged export, gate it on quality, publish it as the next version.
+
+    The gate compares the candidate with the live version on the same test split, both
+    scored through their serving signatures. A refused candidate fails the task with the
+    reasons; the live version keeps serving and the candidate stays staged.
+    """
+
+    min_mcc = luigi.FloatParameter(default=0.90, significant=False)
+    max_ham_blocked = luigi.FloatParameter(default=0.01, significant=False)
+    min_spam_caught = luigi.FloatParameter(default=0.85, significant=False)
+    max_mcc_drop = luigi.FloatParameter(default=0.01, significant=False)
+    max_ham_blocked_rise = luigi.FloatParameter(default=0.002, significant=False)
+    keep_versions = luigi.IntParameter(default=5, significant=False,
+                                       description="Newest versions kept; 0 keeps all.")
+    smoke_test = luigi.BoolParameter(default=True, significant=False,
+                                     parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    force = luigi.BoolParameter(default=False, significant=False,
+                                description="Publish even if the gate refuses.")
 
     def requires(self):
-        return ExportSavedModel()
+        return {"export": ExportSavedModel(), "corpus": DownloadCorpus()}
 
     def output(self):
-        return ServedVersionTarget(serving_base(), self.requires().fingerprint())
+        return ServedVersionTarget(serving_base(), self.requires()["export"].fingerprint())
 
     def run(self):
+        from pipeline import export, promotion_gate
+
+        staged, base = self.input_folder("export"), serving_base()
+        export_id = self.requires()["export"].fingerprint()
+        if self.smoke_test:
+            self.set_status_message("smoke test: loading the export in a fresh process")
+            self._smoke_test(staged, base, export_id)
+        table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
+        test = table[table.split == "test"]
+        texts, labels = test["text"].tolist(), (test["label"] == "spam").to_numpy()
+        self.set_status_message("gate: scoring the test split with candidate and live")
+        candidate = export.evaluate_export(staged, texts, labels)
+        live = serving.live_version(base)
+        live_metrics = export.evaluate_export(base / str(live), texts, labels) if live else None
+        rules = promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
+                                         self.min_spam_caught, self.max_mcc_drop,
+                                         self.max_ham_blocked_rise)
+        reasons = promotion_gate.refusals(candidate, live_metrics, rules)
+        summary = {"candidate_metrics": _headline(candidate),
+                   "live_version": live, "live_metrics": _headline(live_metrics)}
+        if reasons and not self.force:
+            serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
+                                 reasons=reasons, **summary)
+            raise PromotionRefused(
+                "candidate refused: " + "; ".join(reasons) + f". It stays staged at {staged}"
+                + (f"; version {live} keeps serving" if live else "")
+                + ". To publish it anyway, rerun with --PromoteVersion-force.")
         version, published = serving.promote_export(
-            self.input_folder(), serving_base(), self.requires().fingerprint())
+            staged, base, export_id, self.keep_versions,
+            details={**summary, "forced_past": reasons})
         self.set_status_message(f"{'published' if published else 'already live as'} "
-                                f"version {version} under {serving_base()}")
+                                f"version {version} under {base}")
+
+    @staticmethod
+    def _smoke_test(staged: Path, base: Path, export_id: str) -> None:
+        import sys
+
+        result = subprocess.run([sys.executable, "-m", "pipeline.smoke_test", str(staged)],
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
+                                 reasons=[reason])
+            raise PromotionRefused(f"candidate {staged} failed its smoke test and was not "
+                                   f"published: {reason}")
+
+
+def _headline(result: dict | None) -> dict | None:
+    keys = ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "threshold")
+    return {k: result[k] for k in keys} if result else None
 
 
 class MessagesFile(luigi.ExternalTask):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics, text, vocabulary
+from pipeline.report import write_report
 from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
                             train_classifier, weights_checksum)
 
@@ -22,8 +23,8 @@ def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: Model
                        max_ham_blocked: float, min_threshold: float, folder: Path,
                        on_epoch: EpochCallback | None = None) -> dict:
     """Train on the train split, choose the threshold on validation, report validation and
-    test metrics. Writes ``model.keras``, ``history.json`` and ``metrics.json``; returns
-    the metrics."""
+    test metrics. Writes ``model.keras``, ``history.json``, ``metrics.json`` and
+    ``report/report.html``; returns the metrics."""
     words = vocabulary.read_vocabulary(vocabulary_path)
     encoded = {}
     for name in ("train", "validation", "test"):
@@ -51,4 +52,6 @@ def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: Model
     model.save(folder / "model.keras")
     (folder / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_report(folder / "report", history, result, encoded["test"][2], encoded["test"][1],
+                 probabilities["test"])
     return result

@@ -107,8 +107,8 @@ def small_pipeline_settings(outputs: Path, corpus_zip: Path, sha256: str) -> dic
         "pipeline": {"outputs_root": outputs},
         "DownloadCorpus": {"url": corpus_zip, "sha256": sha256, "backoff_seconds": 0.01},
         "BuildVocab": {"min_count": 1},
-        "TrainRNN": {"embedding_dim": 8, "rnn_units": 4, "epochs": 2, "batch_size": 16,
-                     "max_length": 20, "bidirectional": "false", "min_threshold": 0.5},
+        "TrainRNN": {"embedding_dim": 8, "rnn_units": 8, "epochs": 6, "batch_size": 16,
+                     "learning_rate": 0.01, "max_length": 20, "bidirectional": "false"},
     }
 
 

@@ -2,7 +2,7 @@ import numpy as np
 
 from pipeline import model
 
-TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4,
+TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
                          dropout=0.1, max_length=6, optimizer="adam", learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3)
 

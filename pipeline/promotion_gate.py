@@ -1,0 +1,44 @@
+"""Decide whether a candidate model may go live: absolute floors from luigi.cfg, and no
+regression beyond a tolerance against the live version on the same test split."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """Every field is a setting of ``[PromoteVersion]`` in luigi.cfg."""
+
+    min_mcc: float
+    max_ham_blocked: float
+    min_spam_caught: float
+    max_mcc_drop: float
+    max_ham_blocked_rise: float
+
+
+def refusals(candidate: dict, live: dict | None, rules: GateRules) -> list[str]:
+    """Reasons to refuse ``candidate`` (test metrics), each naming the metric, the values
+    and the setting; empty when it may be promoted. ``live`` is the live version's metrics
+    on the same split, or None when nothing is live yet."""
+    reasons = []
+    if candidate["mcc"] < rules.min_mcc:
+        reasons.append(f"test MCC {candidate['mcc']:.4f} is below the floor {rules.min_mcc} "
+                       "([PromoteVersion] min_mcc)")
+    if candidate["ham_blocked"] > rules.max_ham_blocked:
+        reasons.append(f"test ham blocked {candidate['ham_blocked']:.4f} is above the ceiling "
+                       f"{rules.max_ham_blocked} ([PromoteVersion] max_ham_blocked)")
+    if candidate["spam_caught"] < rules.min_spam_caught:
+        reasons.append(f"test spam caught {candidate['spam_caught']:.4f} is below the floor "
+                       f"{rules.min_spam_caught} ([PromoteVersion] min_spam_caught)")
+    if live is not None:
+        if candidate["mcc"] < live["mcc"] - rules.max_mcc_drop:
+            reasons.append(
+                f"test MCC {candidate['mcc']:.4f} falls behind the live version's "
+                f"{live['mcc']:.4f} by more than {rules.max_mcc_drop} "
+                "([PromoteVersion] max_mcc_drop)")
+        if candidate["ham_blocked"] > live["ham_blocked"] + rules.max_ham_blocked_rise:
+            reasons.append(
+                f"test ham blocked {candidate['ham_blocked']:.4f} exceeds the live version's "
+                f"{live['ham_blocked']:.4f} by more than {rules.max_ham_blocked_rise} "
+                "([PromoteVersion] max_ham_blocked_rise)")
+    return reasons

@@ -1,0 +1,127 @@
+"""A training report people can look at: learning curves, confusion matrix, ROC and
+precision-recall curves with the chosen threshold marked, and the misclassified test
+messages, as PNG images inside one HTML page."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in cron
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline import metrics  # noqa: E402
+
+
+def write_report(folder: Path, history: list[dict], result: dict, test_texts: list[str],
+                 test_labels: np.ndarray, test_probabilities: np.ndarray) -> Path:
+    """Write ``report.html`` with its images and ``misclassified.csv`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    threshold = result["threshold"]
+    _learning_curves(history, folder / "learning_curves.png")
+    _confusion_matrix(result["test"]["confusion_matrix"], folder / "confusion_matrix.png")
+    _roc_and_pr(test_labels, test_probabilities, threshold, folder / "roc_pr.png")
+    wrong = _misclassified(test_texts, test_labels, test_probabilities, threshold)
+    wrong.to_csv(folder / "misclassified.csv", index=False)
+    page = folder / "report.html"
+    page.write_text(_page(result, wrong), encoding="utf-8")
+    return page
+
+
+def _learning_curves(history: list[dict], path: Path) -> None:
+    epochs = [h["epoch"] for h in history]
+    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key in ("loss", "val_loss"):
+        loss_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
+    loss_axis.set(title="Loss", xlabel="epoch")
+    loss_axis.legend()
+    for key in ("val_accuracy", "val_auc", "val_spam_caught"):
+        metric_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
+    metric_axis.set(title="Validation metrics", xlabel="epoch")
+    metric_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _confusion_matrix(c: dict, path: Path) -> None:
+    cells = np.array([[c["ham_as_ham"], c["ham_as_spam"]], [c["spam_as_ham"], c["spam_as_spam"]]])
+    figure, axis = plt.subplots(figsize=(3.8, 3.4))
+    axis.imshow(cells, cmap="Blues")
+    for (row, column), value in np.ndenumerate(cells):
+        axis.text(column, row, str(value), ha="center", va="center",
+                  color="white" if value > cells.max() / 2 else "black", fontsize=14)
+    axis.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["ham", "spam"],
+             yticklabels=["ham", "spam"], xlabel="predicted", ylabel="true",
+             title="Test confusion matrix")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _roc_and_pr(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+                path: Path) -> None:
+    fpr, tpr, _ = metrics.roc_curve(labels, probabilities)
+    precision, recall, _ = metrics.precision_recall_curve(labels, probabilities)
+    at = metrics.classification_metrics(labels, probabilities, threshold)
+    c = at["confusion_matrix"]
+    point_precision = c["spam_as_spam"] / max(c["spam_as_spam"] + c["ham_as_spam"], 1)
+    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    roc_axis.plot(fpr, tpr)
+    roc_axis.plot([at["ham_blocked"]], [at["spam_caught"]], "ro",
+                  label=f"threshold {threshold:.3f}")
+    roc_axis.set(title=f"ROC (AUC {at['roc_auc']:.4f})", xlabel="ham blocked",
+                 ylabel="spam caught", xscale="symlog", xlim=(0, 1))
+    roc_axis.set_xscale("symlog", linthresh=0.01)
+    roc_axis.legend(loc="lower right")
+    pr_axis.plot(recall, precision)
+    pr_axis.plot([at["spam_caught"]], [point_precision], "ro", label=f"threshold {threshold:.3f}")
+    pr_axis.set(title=f"Precision-recall (AP {at['pr_auc']:.4f})", xlabel="spam caught",
+                ylabel="precision")
+    pr_axis.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _misclassified(texts: list[str], labels: np.ndarray, probabilities: np.ndarray,
+                   threshold: float) -> pd.DataFrame:
+    predicted = probabilities >= threshold
+    wrong = np.flatnonzero(predicted != labels)
+    frame = pd.DataFrame({
+        "true_label": np.where(labels[wrong], "spam", "ham"),
+        "spam_probability": probabilities[wrong],
+        "text": [texts[i] for i in wrong],
+    })
+    return frame.sort_values("spam_probability", ascending=False)
+
+
+def _page(result: dict, wrong: pd.DataFrame) -> str:
+    rows = "".join(
+        f"<tr><td>{split}</td>" + "".join(
+            f"<td>{result[split][k]:.4f}</td>" for k in
+            ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "pr_auc")) + "</tr>"
+        for split in ("validation", "test"))
+    mistakes = "".join(
+        f"<tr><td>{r.true_label}</td><td>{r.spam_probability:.4f}</td>"
+        f"<td>{html.escape(r.text)}</td></tr>" for r in wrong.itertuples())
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Spam RNN training report</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
+td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}}</style></head>
+<body><h1>Spam RNN training report</h1>
+<p>Threshold {result['threshold']:.4f}, chosen on validation for at most
+{result['threshold_rule']['max_ham_blocked_on_validation']:.2%} ham blocked;
+{result['epochs_trained']} epochs; weights sha256 <code>{result['weights_sha256'][:16]}</code>.</p>
+<table><tr><th>split</th><th>accuracy</th><th>MCC</th><th>spam caught</th>
+<th>ham blocked</th><th>ROC AUC</th><th>PR AUC</th></tr>{rows}</table>
+<h2>Learning curves</h2><img src="learning_curves.png" alt="learning curves">
+<h2>Test confusion matrix</h2><img src="confusion_matrix.png" alt="confusion matrix">
+<h2>ROC and precision-recall (test)</h2><img src="roc_pr.png" alt="ROC and PR curves">
+<h2>Misclassified test messages ({len(wrong)})</h2>
+<table><tr><th>true</th><th>spam probability</th><th>text</th></tr>{mistakes}</table>
+</body></html>
+"""

@@ -1,0 +1,64 @@
+"""Operate the TF Serving model base path by hand: list versions, roll back, write a
+``--model_config_file`` with version labels. Reads ``[pipeline]`` from luigi.cfg.
+
+    python -m pipeline.versions list
+    python -m pipeline.versions rollback 3 --reason "v4 blocks too much ham"
+    python -m pipeline.versions model-config --stable 3 --canary 4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline import serving
+
+
+def _base_from_config() -> tuple[Path, str]:
+    from pipeline.tasks import pipeline as settings, serving_base
+
+    return serving_base(), settings().model_name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.versions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="versions, the live one, and where each came from")
+    back = commands.add_parser("rollback", help="republish VERSION as the newest version")
+    back.add_argument("version", type=int)
+    back.add_argument("--reason", default="", help="recorded in the audit log")
+    labels = commands.add_parser("model-config",
+                                 help="write a model config file with stable/canary labels")
+    labels.add_argument("--stable", type=int, required=True)
+    labels.add_argument("--canary", type=int)
+    labels.add_argument("--output", type=Path,
+                        help="default: <outputs_root>/serving/models.config")
+    args = parser.parse_args(argv)
+
+    base, model_name = _base_from_config()
+    try:
+        if args.command == "list":
+            live = serving.live_version(base)
+            rows = [{"version": v, "live": v == live,
+                     **{k: serving.version_provenance(base, v).get(k) for k in
+                        ("export_id", "training_run", "exported_at", "copy_of_version")}}
+                    for v in serving.serving_versions(base)]
+            print(json.dumps({"model_base_path": str(base), "versions": rows}, indent=2))
+        elif args.command == "rollback":
+            version = serving.rollback(base, args.version, args.reason)
+            print(json.dumps({"rolled_back_to": args.version, "new_version": version,
+                              "model_base_path": str(base)}))
+        else:
+            output = args.output or base.parent / "models.config"
+            serving.write_model_config(output, model_name, base, args.stable, args.canary)
+            print(json.dumps({"model_config_file": str(output)}))
+    except serving.ServingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

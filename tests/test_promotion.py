@@ -1,0 +1,130 @@
+"""PromoteVersion's gate, smoke test, pruning, audit log, rollback and model config file."""
+import json
+import shutil
+import subprocess
+import sys
+
+import luigi
+import pytest
+
+from conftest import REPO, luigi_config
+from pipeline import serving, tasks
+
+
+@pytest.fixture
+def chain_copy(small_chain, tmp_path):
+    """A private copy of the small chain's outputs (version 1 live) and its settings."""
+    outputs = tmp_path / "outputs"
+    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
+    return outputs, settings
+
+
+def _with(settings, section, **options):
+    return {**settings, section: {**settings.get(section, {}), **options}}
+
+
+def _worse(settings):
+    """A deliberately worse model (one epoch at a tiny learning rate), and a lax absolute
+    floor so that only the comparison with the live version can refuse it."""
+    worse = _with(settings, "TrainRNN", epochs=1, learning_rate=0.0003)
+    return _with(worse, "PromoteVersion", min_mcc=-1, max_ham_blocked=1, min_spam_caught=0)
+
+
+def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
+    outputs, settings = chain_copy
+    base = outputs / "serving" / "spam_ham"
+    with luigi_config(_worse(settings)):
+        result = luigi.build([tasks.PromoteVersion()], local_scheduler=True,
+                             log_level="CRITICAL", detailed_summary=True)
+        assert result.status == luigi.LuigiStatusCode.FAILED
+        staged = tasks.ExportSavedModel().output_folder()
+        assert staged.is_dir(), "the refused candidate stays staged"
+    assert serving.serving_versions(base) == [1]
+    [refusal] = [r for r in serving.read_audit(base) if r["event"] == "refused"]
+    assert any("max_mcc_drop" in reason and "live version" in reason
+               for reason in refusal["reasons"]), refusal
+    assert refusal["live_version"] == 1
+
+    with luigi_config(_with(_worse(settings), "PromoteVersion", force="true")):
+        assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="CRITICAL")
+    assert serving.serving_versions(base) == [1, 2]
+    promoted = serving.read_audit(base)[-1]
+    assert promoted["event"] == "promoted" and promoted["forced_past"]
+
+    rolled = subprocess.run(  # the documented command, in a process of its own
+        [sys.executable, "-m", "pipeline.versions", "rollback", "1", "--reason", "worse"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={"LUIGI_CONFIG_PATH": str(_write_cfg(outputs.parent / "cfg", settings)),
+             "PATH": "/usr/bin:/bin"})
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["new_version"] == 3
+    assert serving.live_version(base) == 3
+    assert (base / "3" / "saved_model.pb").read_bytes() == (base / "1" / "saved_model.pb").read_bytes()
+    assert serving.version_provenance(base, 3)["copy_of_version"] == 1
+    assert serving.read_audit(base)[-1]["event"] == "rolled_back"
+    with luigi_config(settings):  # the rollback sticks: nothing re-promotes the original
+        assert tasks.PromoteVersion().complete()
+
+
+def _write_cfg(folder, settings):
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for section, options in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {v}" for k, v in options.items()]
+    path = folder / "luigi.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_model_below_the_floor_is_refused_with_metric_values_and_setting(chain_copy):
+    outputs, settings = chain_copy
+    with luigi_config(_with(settings, "PromoteVersion", min_mcc=1.01)):
+        promote = tasks.PromoteVersion()
+        promote.set_status_message = lambda message: None
+        shutil.rmtree(outputs / "serving" / "spam_ham")  # nothing live: only the floor applies
+        with pytest.raises(tasks.PromotionRefused) as refused:
+            promote.run()
+    message = str(refused.value)
+    assert "test MCC" in message and "below the floor 1.01" in message
+    assert "[PromoteVersion] min_mcc" in message and "--PromoteVersion-force" in message
+
+
+def test_a_broken_candidate_fails_the_smoke_test_and_is_not_published(chain_copy):
+    outputs, settings = chain_copy
+    with luigi_config(_with(settings, "TrainRNN", seed=11)):
+        assert luigi.build([tasks.ExportSavedModel()], local_scheduler=True,
+                           log_level="CRITICAL")
+        staged = tasks.ExportSavedModel().output_folder()
+        shutil.rmtree(staged / "variables")
+        promote = tasks.PromoteVersion()
+        promote.set_status_message = lambda message: None
+        with pytest.raises(tasks.PromotionRefused, match="smoke test"):
+            promote.run()
+    assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
+
+
+def test_pruning_keeps_the_newest_versions(tmp_path):
+    base = tmp_path / "spam_ham"
+    for version in range(1, 6):
+        (base / str(version)).mkdir(parents=True)
+    with serving.promotion_lock(base):
+        assert serving.prune_versions(base, keep=2) == [1, 2, 3]
+    assert serving.serving_versions(base) == [4, 5]
+    assert sorted(p.name for p in base.iterdir()) == ["4", "5"]
+
+
+def test_model_config_file_labels_stable_and_canary(small_chain, tmp_path):
+    path = serving.write_model_config(tmp_path / "models.config", "spam_ham",
+                                      small_chain["serving"], stable=1, canary=1)
+    text = path.read_text()
+    assert "name: 'spam_ham'" in text and f"base_path: '{small_chain['serving'].resolve()}'" in text
+    assert "version_labels { key: 'stable' value: 1 }" in text
+    assert "version_labels { key: 'canary' value: 1 }" in text
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+    parsed = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    assert parsed.model_config_list.config[0].version_labels["stable"] == 1
+    with pytest.raises(serving.ServingError, match="not under"):
+        serving.write_model_config(tmp_path / "x", "spam_ham", small_chain["serving"], stable=9)
