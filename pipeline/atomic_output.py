@@ -96,19 +96,27 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(final: Path | str, mode: str = "w", **open_kwargs) -> Iterator:
-    """Open a temporary file beside ``final``; rename it to ``final`` if the block succeeds."""
+def atomic_path(final: Path | str) -> Iterator[Path]:
+    """Yield a temporary file path beside ``final``; rename it to ``final`` if the block
+    succeeds (for writers that take a path, such as Parquet's)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(final)
     temporary = _temporary_sibling(final)
     try:
-        with open(temporary, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
+        yield temporary
+        with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
         _fsync_directory(final.parent)
     except BaseException:
         remove_path(temporary)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path | str, mode: str = "w", **open_kwargs) -> Iterator:
+    """Open a temporary file beside ``final``; rename it to ``final`` if the block succeeds."""
+    with atomic_path(final) as temporary:
+        with open(temporary, mode, **open_kwargs) as handle:
+            yield handle

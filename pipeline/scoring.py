@@ -1,10 +1,13 @@
 """Batch scoring: stream messages through the served signature, keep every row in order.
 
-The input is read in chunks and the output written chunk by chunk, so memory stays flat
-whatever the input size. Every input row appears in the output, in input order.
+Inputs are read in chunks (CSV, TSV, JSON Lines, Parquet or plain text) and the output is
+written chunk by chunk (CSV or Parquet), so memory stays flat whatever the input size.
+Every input row appears in the output, in input order: the row count out always equals
+the row count in. A file that cannot be read as a whole is refused with a clear error.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -13,59 +16,157 @@ import pandas as pd
 
 ScoreFunction = Callable[[list[str]], "tuple[np.ndarray, np.ndarray]"]
 OUTPUT_COLUMNS = ["id", "text", "spam_probability", "label", "model_version"]
+TEXT_SUFFIXES = ("", ".txt", ".text")
+INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".parquet": "parquet", **{s: "text" for s in TEXT_SUFFIXES}}
+OUTPUT_FORMATS = ("csv", "parquet")
 
 
 class BatchInputError(ValueError):
     """The batch input file cannot be scored as it is."""
 
 
-def read_messages(path: Path | str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Yield ``id``/``text`` chunks of a CSV (``text`` column, optional ``id``) or of a plain
-    text file (one message per line; ids are 1-based line numbers)."""
+def input_format(path: Path | str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise BatchInputError(
+            f"batch input {path}: unknown format {suffix!r}; use one of "
+            f"{sorted(s for s in INPUT_FORMATS if s)} or a plain text file (.txt)")
+    return INPUT_FORMATS[suffix]
+
+
+def read_messages(path: Path | str, chunk_rows: int,
+                  on_fraction: Callable[[float], None] | None = None) -> Iterator[pd.DataFrame]:
+    """Yield ``id``/``text`` chunks of a batch input file, in file order.
+
+    CSV/TSV/Parquet/JSON Lines need a ``text`` field and may carry an ``id``; rows without
+    an id are numbered from 1. Plain text has one message per line (ids: line numbers).
+    ``on_fraction`` gets the share of the file read so far after each chunk.
+    """
     path = Path(path)
+    kind = input_format(path)
     if not path.is_file():
         raise BatchInputError(f"batch input {path} does not exist")
-    if path.suffix.lower() == ".csv":
-        yield from _read_csv(path, chunk_rows)
-    else:
-        yield from _read_lines(path, chunk_rows)
-
-
-def _read_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    size = max(path.stat().st_size, 1)
+    readers = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_json_lines,
+               "parquet": _read_parquet, "text": _read_lines}
+    first_id = 1
     try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                             chunksize=chunk_rows, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise BatchInputError(f"batch input {path} is empty: expected a header with a "
-                              "'text' column") from None
-    row = 0
-    for chunk in reader:
-        if "text" not in chunk.columns:
-            raise BatchInputError(f"batch input {path} has no 'text' column (columns: "
-                                  f"{list(chunk.columns)}); name the message column 'text'")
-        ids = chunk["id"] if "id" in chunk.columns else pd.Series(
-            np.arange(row + 1, row + len(chunk) + 1).astype(str), index=chunk.index)
-        row += len(chunk)
-        yield pd.DataFrame({"id": ids.to_numpy(), "text": chunk["text"].to_numpy()})
+        for chunk, position in readers[kind](path, chunk_rows, kind):
+            if "id" not in chunk:
+                chunk.insert(0, "id", np.arange(first_id, first_id + len(chunk)).astype(str))
+            first_id += len(chunk)
+            yield chunk[["id", "text"]].reset_index(drop=True)
+            if on_fraction:
+                on_fraction(min(position / size, 1.0))
+    except UnicodeDecodeError as error:
+        raise BatchInputError(
+            f"batch input {path} is not valid UTF-8 (byte {error.start} of a block: "
+            f"{error.object[error.start:error.start + 8]!r}); re-encode it as UTF-8") from None
 
 
-def _read_lines(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        texts: list[str] = []
-        first_id = 1
-        for line in handle:
-            texts.append(line.rstrip("\n").rstrip("\r"))
+def _read_delimited(path: Path, chunk_rows: int, kind: str):
+    with open(path, "rb") as handle:
+        if b"\x00" in handle.read(1 << 20):
+            raise BatchInputError(f"batch input {path} contains NUL bytes: is it really a "
+                                  f"{kind.upper()} text file?")
+        handle.seek(0)
+        try:
+            reader = pd.read_csv(handle, sep="," if kind == "csv" else "\t", dtype=str,
+                                 keep_default_na=False, na_filter=False, chunksize=chunk_rows,
+                                 encoding="utf-8", engine="c")
+        except pd.errors.EmptyDataError:
+            raise BatchInputError(f"batch input {path} is empty: expected a header line "
+                                  "with a 'text' column") from None
+        with reader:
+            try:
+                chunks = iter(reader)
+                first = next(chunks, None)
+                # a header-only file gives no chunk: check its header line instead
+                header = list(first.columns) if first is not None else _header(path, kind)
+                _check_columns(path, header)
+                if first is not None:
+                    yield first, handle.tell()
+                for chunk in chunks:
+                    yield chunk, handle.tell()
+            except pd.errors.ParserError as error:
+                raise BatchInputError(f"batch input {path} is not valid {kind.upper()}: "
+                                      f"{error}") from None
+
+
+def _header(path: Path, kind: str) -> list[str]:
+    return list(pd.read_csv(path, sep="," if kind == "csv" else "\t", nrows=0,
+                            encoding="utf-8").columns)
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    if "text" not in columns:
+        raise BatchInputError(f"batch input {path} has no 'text' column (columns: {columns}); "
+                              "name the message column 'text'")
+
+
+def _read_json_lines(path: Path, chunk_rows: int, kind: str):
+    with open(path, "rb") as handle:
+        ids, texts = [], []
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                raise BatchInputError(f"batch input {path} line {number} is empty; every "
+                                      'line must be a JSON object like {"text": "..."}')
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise BatchInputError(f"batch input {path} line {number} is not JSON: "
+                                      f"{error}") from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise BatchInputError(f"batch input {path} line {number} has no string "
+                                      f"'text' field: {line[:80]!r}")
+            ids.append(str(record["id"]) if "id" in record else None)
+            texts.append(record["text"])
             if len(texts) == chunk_rows:
-                yield _lines_frame(texts, first_id)
-                first_id += len(texts)
+                yield _frame(ids, texts), handle.tell()
+                ids, texts = [], []
+        if texts:
+            yield _frame(ids, texts), handle.tell()
+
+
+def _frame(ids: list, texts: list[str]) -> pd.DataFrame:
+    if all(i is None for i in ids):
+        return pd.DataFrame({"text": texts})
+    return pd.DataFrame({"id": ids, "text": texts})
+
+
+def _read_parquet(path: Path, chunk_rows: int, kind: str):
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types
+        raise BatchInputError(f"batch input {path} is not a Parquet file: {error}") from None
+    names = source.schema_arrow.names
+    _check_columns(path, names)
+    columns = ["id", "text"] if "id" in names else ["text"]
+    done = 0
+    for batch in source.iter_batches(batch_size=chunk_rows, columns=columns):
+        frame = batch.to_pandas()
+        if frame["text"].isna().any():
+            raise BatchInputError(f"batch input {path} has null texts (row "
+                                  f"{done + int(frame['text'].isna().to_numpy().argmax()) + 1})")
+        if "id" in frame:
+            frame["id"] = frame["id"].astype(str)
+        done += len(frame)
+        yield frame, int(path.stat().st_size * done / max(source.metadata.num_rows, 1))
+
+
+def _read_lines(path: Path, chunk_rows: int, kind: str):
+    with open(path, "rb") as handle:
+        texts: list[str] = []
+        for line in handle:
+            texts.append(line.rstrip(b"\n").rstrip(b"\r").decode("utf-8"))
+            if len(texts) == chunk_rows:
+                yield pd.DataFrame({"text": texts}), handle.tell()
                 texts = []
         if texts:
-            yield _lines_frame(texts, first_id)
-
-
-def _lines_frame(texts: list[str], first_id: int) -> pd.DataFrame:
-    ids = np.arange(first_id, first_id + len(texts)).astype(str)
-    return pd.DataFrame({"id": ids, "text": texts})
+            yield pd.DataFrame({"text": texts}), handle.tell()
 
 
 def score_texts(texts: list[str], score: ScoreFunction, batch_size: int
@@ -82,23 +183,58 @@ def score_texts(texts: list[str], score: ScoreFunction, batch_size: int
     return probabilities, labels
 
 
-def score_messages(messages: Iterable[pd.DataFrame], destination, score: ScoreFunction,
+class CsvSink:
+    """Writes scored chunks as CSV to an open text handle (header first, even for 0 rows)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        handle.write(",".join(OUTPUT_COLUMNS) + "\n")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        # float32 probabilities are written in their shortest exact form
+        frame.to_csv(self.handle, header=False, index=False, lineterminator="\n")
+
+    def close(self) -> None:
+        pass
+
+
+class ParquetSink:
+    """Writes scored chunks as row groups of one Parquet file."""
+
+    def __init__(self, path: Path | str):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self.schema = pa.schema([("id", pa.string()), ("text", pa.string()),
+                                 ("spam_probability", pa.float32()), ("label", pa.string()),
+                                 ("model_version", pa.int64())])
+        self.writer = pq.ParquetWriter(str(path), self.schema)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = self._pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def score_messages(messages: Iterable[pd.DataFrame], sink, score: ScoreFunction,
                    model_version: int, batch_size: int,
                    on_progress: Callable[[int], None] | None = None) -> int:
-    """Score every ``id``/``text`` chunk of ``messages``; write CSV rows to ``destination``.
+    """Score every ``id``/``text`` chunk of ``messages`` and write it to ``sink``.
 
     Returns the number of rows written, which always equals the number of rows read.
     """
-    destination.write(",".join(OUTPUT_COLUMNS) + "\n")
     rows = 0
     for chunk in messages:
         probabilities, labels = score_texts(chunk["text"].tolist(), score, batch_size)
-        chunk["spam_probability"] = probabilities  # float32: written in its shortest exact form
-        chunk["label"] = labels
-        chunk["model_version"] = model_version
-        chunk[OUTPUT_COLUMNS].to_csv(destination, header=False, index=False,
-                                     lineterminator="\n")
-        rows += len(chunk)
+        scored = pd.DataFrame({"id": chunk["id"].to_numpy(), "text": chunk["text"].to_numpy(),
+                               "spam_probability": probabilities, "label": labels,
+                               "model_version": model_version})
+        sink.write(scored[OUTPUT_COLUMNS])
+        rows += len(scored)
         if on_progress:
             on_progress(rows)
+    sink.close()
     return rows

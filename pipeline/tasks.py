@@ -17,10 +17,11 @@ import subprocess
 from pathlib import Path
 
 import luigi
+import luigi.tools.range  # noqa: F401 - RangeDaily for backfills: --module pipeline.tasks RangeDaily
 from luigi.task import flatten, getpaths
 
 from pipeline import corpus, serving
-from pipeline.atomic_output import atomic_directory, atomic_file
+from pipeline.atomic_output import atomic_directory, atomic_path
 
 UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
@@ -330,24 +331,36 @@ class BatchScore(PipelineTask):
 
     date = luigi.DateParameter(default=dt.date.today(),
                                description="Partition: scores/<date>/.")
-    input = luigi.Parameter(default="", description="Messages to score; empty scores the "
-                                                    "corpus's test split.")
+    input = luigi.Parameter(default="", description="Messages to score (CSV or text file).")
+    input_pattern = luigi.Parameter(
+        default="", significant=False,
+        description="Without --input: the file for --date, e.g. incoming/{date}.csv; "
+                    "empty scores the corpus's test split.")
+    output_format = luigi.ChoiceParameter(choices=["csv", "parquet"], default="csv",
+                                          description="Format of the scores file.")
     batch_size = luigi.IntParameter(default=1024, significant=False)
     chunk_rows = luigi.IntParameter(default=100_000, significant=False,
                                     description="Rows read and written at a time.")
 
+    @property
+    def messages_path(self) -> str:
+        """The file to score: --input, else input_pattern for this date, else '' (corpus)."""
+        if self.input:
+            return self.input
+        return self.input_pattern.format(date=self.date.isoformat()) if self.input_pattern else ""
+
     def requires(self):
-        messages = MessagesFile(self.input) if self.input else DownloadCorpus()
+        messages = MessagesFile(self.messages_path) if self.messages_path else DownloadCorpus()
         return {"model": PromoteVersion(), "messages": messages}
 
     def output(self):
-        if self.input:
-            name = Path(self.input).stem + "-" + hashlib.sha256(
-                str(Path(self.input).resolve()).encode()).hexdigest()[:8]
+        if self.messages_path:
+            name = Path(self.messages_path).stem + "-" + hashlib.sha256(
+                str(Path(self.messages_path).resolve()).encode()).hexdigest()[:8]
         else:
             name = "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
-        return luigi.LocalTarget(
-            str(outputs_root() / "scores" / self.date.isoformat() / f"{name}.csv"))
+        return luigi.LocalTarget(str(outputs_root() / "scores" / self.date.isoformat()
+                                     / f"{name}.{self.output_format}"))
 
     def run(self):
         from pipeline import export, scoring
@@ -356,11 +369,20 @@ class BatchScore(PipelineTask):
         if version is None:
             raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
         signature = export.ServingSignature(serving_base() / str(version))
-        messages = (scoring.read_messages(self.input, self.chunk_rows) if self.input
-                    else [self._test_split()])
-        with atomic_file(self.output().path, "w", encoding="utf-8", newline="") as handle:
-            rows = scoring.score_messages(messages, handle, signature, version,
-                                          self.batch_size, on_progress=self._report_rows)
+        messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
+                                          on_fraction=self._report_fraction)
+                    if self.messages_path else [self._test_split()])
+        with atomic_path(self.output().path) as temporary:
+            if self.output_format == "parquet":
+                sink = scoring.ParquetSink(temporary)
+                rows = scoring.score_messages(messages, sink, signature, version,
+                                              self.batch_size, on_progress=self._report_rows)
+            else:
+                with open(temporary, "w", encoding="utf-8", newline="") as handle:
+                    rows = scoring.score_messages(messages, scoring.CsvSink(handle), signature,
+                                                  version, self.batch_size,
+                                                  on_progress=self._report_rows)
+        self.set_progress_percentage(100)
         self.set_status_message(f"scored {rows:,} rows with version {version}")
 
     def _test_split(self):
@@ -371,6 +393,9 @@ class BatchScore(PipelineTask):
 
     def _report_rows(self, rows: int) -> None:
         self.set_status_message(f"scored {rows:,} rows")
+
+    def _report_fraction(self, fraction: float) -> None:
+        self.set_progress_percentage(round(100 * fraction))
 
 
 def code_version() -> str:

@@ -15,7 +15,7 @@ def fake_score(texts):
 
 def score_to_frame(messages, batch_size=3):
     out = io.StringIO()
-    rows = scoring.score_messages(messages, out, fake_score, model_version=7,
+    rows = scoring.score_messages(messages, scoring.CsvSink(out), fake_score, model_version=7,
                                   batch_size=batch_size)
     out.seek(0)
     frame = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
