@@ -1,0 +1,250 @@
+"""Operations with real processes on 127.0.0.1: a real luigid with task history, the
+visualiser in headless Chromium, exit codes for cron, the pid lock, and a backfill shared
+by two worker processes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, serve_folder
+
+BIN = Path(sys.executable).parent
+TASKS = ["DownloadCorpus", "BuildVocab", "TrainRNN", "ExportSavedModel", "PromoteVersion",
+         "BatchScore"]
+ARTIFACTS = REPO / "outputs" / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_cfg(path: Path, settings: dict) -> Path:
+    lines = []
+    for section, options in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in options.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_luigi(args: list[str], cfg: Path, timeout: float = 600, **popen):
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
+    return subprocess.run([str(BIN / "luigi"), "--module", "pipeline.tasks", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=timeout, **popen)
+
+
+@pytest.fixture
+def luigid(tmp_path):
+    """A real luigid on a free loopback port, recording history in SQLite."""
+    port = free_port()
+    home = tmp_path / "luigid"
+    (home / "logs").mkdir(parents=True)
+    cfg = write_cfg(home / "luigi.cfg", {
+        "scheduler": {"record_task_history": "true", "metrics_collector": "prometheus",
+                      "state_path": home / "state.pickle"},
+        "task_history": {"db_connection": f"sqlite:///{home / 'history.sqlite'}"},
+    })
+    process = subprocess.Popen(
+        [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port),
+         "--state-path", str(home / "state.pickle"), "--logdir", str(home / "logs")],
+        cwd=home, env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)},
+        stdout=subprocess.DEVNULL, stderr=open(home / "luigid.err", "w"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/task_list", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError((home / "luigid.err").read_text())
+            time.sleep(0.2)
+    yield {"url": url, "port": port, "history": home / "history.sqlite"}
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def api(url: str, method: str, data: dict | None = None) -> dict:
+    query = "?data=" + urllib.parse.quote(json.dumps(data)) if data is not None else ""
+    with urllib.request.urlopen(f"{url}/api/{method}{query}", timeout=10) as response:
+        return json.loads(response.read())["response"]
+
+
+@pytest.fixture
+def run_settings(tmp_path, small_chain):
+    """luigi.cfg overrides for the small pipeline, with a fresh outputs folder."""
+    settings = {**small_chain["settings"],
+                "pipeline": {"outputs_root": tmp_path / "outputs"},
+                "core": {"lock_pid_dir": tmp_path / "pids"}}
+    return settings
+
+
+def test_pipeline_through_luigid_history_and_visualiser(luigid, run_settings, tmp_path):
+    cfg = write_cfg(tmp_path / "run.cfg", run_settings)
+    result = run_luigi(["BatchScore", "--date", "2026-11-20", "--scheduler-host", "127.0.0.1",
+                        "--scheduler-port", str(luigid["port"])], cfg)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    done = api(luigid["url"], "task_list", {"status": "DONE"})
+    families = sorted(task["name"] for task in done.values())
+    assert families == sorted(TASKS)
+    graph = api(luigid["url"], "graph")
+    assert {task["name"] for task in graph.values()} == set(TASKS)
+    assert all(task["status"] == "DONE" for task in graph.values())
+
+    with sqlite3.connect(luigid["history"]) as db:
+        ran = {name for (name,) in db.execute("SELECT DISTINCT name FROM tasks")}
+        events = {event for (event,) in db.execute("SELECT DISTINCT event_name FROM task_events")}
+    assert ran == set(TASKS)
+    assert {"RUNNING", "DONE"} <= events
+
+    metrics = urllib.request.urlopen(luigid["url"] + "/metrics", timeout=10).read().decode()
+    assert "luigi_task_" in metrics
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no Chromium here: apt-get install chromium (.ci/run does)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "luigid-visualiser.png"
+    page = f"{luigid['url']}/static/visualiser/index.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000",
+             "--window-size=1400,1000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True,
+                         text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for name in TASKS:
+        assert name in dom.stdout, f"{name} is not on the visualiser page"
+    shot = subprocess.run([browser, *flags, f"--screenshot={screenshot}", page],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+def test_a_failed_run_exits_with_the_task_failed_code(run_settings, tmp_path):
+    cfg = write_cfg(tmp_path / "run.cfg", {
+        **run_settings,
+        "DownloadCorpus": {**run_settings["DownloadCorpus"],
+                           "url": f"http://127.0.0.1:{free_port()}/gone.zip",
+                           "attempts": 2, "backoff_seconds": 0.01}})
+    result = run_luigi(["DownloadCorpus", "--local-scheduler"], cfg)
+    assert result.returncode == 30, result.stderr[-2000:]
+    assert "could not download" in result.stderr
+    assert not (tmp_path / "outputs" / "corpus").exists() or not any(
+        p for p in (tmp_path / "outputs" / "corpus").iterdir() if not p.name.startswith("."))
+
+
+def test_missing_input_exits_with_the_missing_data_code(small_chain, tmp_path):
+    settings = {**small_chain["settings"], "core": {"lock_pid_dir": tmp_path / "pids"}}
+    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    result = run_luigi(["BatchScore", "--input", str(tmp_path / "absent.csv"),
+                        "--local-scheduler"], cfg)
+    assert result.returncode == 20, result.stderr[-2000:]
+
+
+class _SlowZip(threading.Thread):
+    """An HTTP server whose answer takes a few seconds: keeps the first run busy."""
+
+    def __init__(self, payload: bytes, delay: float):
+        super().__init__(daemon=True)
+        import http.server
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow.zip"
+
+    def run(self):
+        self.server.serve_forever()
+
+
+def test_a_second_identical_run_exits_already_running_and_touches_nothing(
+        run_settings, small_corpus_zip, tmp_path):
+    slow = _SlowZip(small_corpus_zip[0].read_bytes(), delay=8)
+    slow.start()
+    cfg = write_cfg(tmp_path / "run.cfg", {
+        **run_settings, "DownloadCorpus": {**run_settings["DownloadCorpus"], "url": slow.url}})
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
+    command = [str(BIN / "luigi"), "--module", "pipeline.tasks", "DownloadCorpus",
+               "--local-scheduler"]
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert first.poll() is None, "the first run should still be downloading"
+        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert second.returncode == 10, second.stderr[-2000:]
+        assert first.poll() is None
+        assert not (tmp_path / "outputs" / "corpus").exists()
+    finally:
+        out, err = first.communicate(timeout=120)
+        slow.server.shutdown()
+    assert first.returncode == 0, err[-2000:]
+
+
+def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
+        luigid, small_chain, tmp_path):
+    outputs = tmp_path / "outputs"
+    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    for day in days:
+        pd.DataFrame({"text": [f"message of {day}", "WIN a prize now"]}).to_csv(
+            incoming / f"{day}.csv", index=False)
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs},
+                "BatchScore": {"input_pattern": f"{incoming}/{{date}}.csv"},
+                "core": {"lock_pid_dir": tmp_path / "pids"}}
+    prescored_cfg = write_cfg(tmp_path / "pre.cfg", settings)
+    assert run_luigi(["BatchScore", "--date", days[1], "--local-scheduler"],
+                     prescored_cfg).returncode == 0
+
+    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
+    command = [str(BIN / "luigi"), "--module", "pipeline.tasks", "RangeDaily", "--of",
+               "BatchScore", "--start", days[0], "--stop", "2026-11-05",
+               "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid["port"]),
+               "--worker-keep-alive", "--no-lock"]
+    workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    logs = [w.communicate(timeout=600)[1] for w in workers]
+    # A process whose remaining tasks were finished by the other one exits not_run (25),
+    # as luigi's [retcode] documents; it must never report a failure.
+    assert {w.returncode for w in workers} <= {0, 25}, logs[0][-2000:] + logs[1][-2000:]
+    assert not any("failed" in log.split("Execution Summary")[-1] for log in logs)
+
+    ran = [[line.split("BatchScore(date=")[1][:10] for line in log.splitlines()
+            if " done " in line and "BatchScore(date=" in line] for log in logs]
+    assert sorted(ran[0] + ran[1]) == [days[0], days[2], days[3]], ran  # only missing days
+    assert ran[0] and ran[1], f"both workers should have scored a day: {ran}"
+    for day in days:
+        [scores] = (outputs / "scores" / day).glob("*.csv")
+        assert len(pd.read_csv(scores)) == 2
+    again = run_luigi(command[3:-1], cfg)  # what the next cron run sees: all done, exit 0
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert " ran successfully" not in again.stderr.split("Execution Summary")[-2]
