@@ -368,7 +368,15 @@ class BatchScore(PipelineTask):
         version = serving.live_version(serving_base())
         if version is None:
             raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
-        signature = export.ServingSignature(serving_base() / str(version))
+        folder = serving_base() / str(version)
+        try:
+            signature = export.ServingSignature(folder)
+        except Exception as error:  # noqa: BLE001 - TF raises many types for a bad folder
+            raise RuntimeError(
+                f"cannot load the live model version {version} from {folder}: "
+                f"{type(error).__name__}: {str(error).splitlines()[0][:300]}. Roll back to a "
+                "good version (python -m pipeline.versions rollback N) or remove the broken "
+                "folder") from None
         messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
                                           on_fraction=self._report_fraction)
                     if self.messages_path else [self._test_split()])
