@@ -213,7 +213,7 @@ class ParquetSink:
 
     def write(self, frame: pd.DataFrame) -> None:
         table = self._pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-        self.writer.write_table(table)
+        self.writer.write_table(table, row_group_size=max(len(frame), 1))  # a chunk a group
 
     def close(self) -> None:
         self.writer.close()
@@ -236,5 +236,39 @@ def score_messages(messages: Iterable[pd.DataFrame], sink, score: ScoreFunction,
         rows += len(scored)
         if on_progress:
             on_progress(rows)
+    sink.close()
+    return rows
+
+
+def shard_chunks(chunks: Iterable[pd.DataFrame], shard: int, shards: int
+                 ) -> Iterator[pd.DataFrame]:
+    """The chunks that belong to ``shard`` of ``shards``: chunk k goes to shard k % shards.
+
+    Every shard reads the input (cheap next to scoring) and scores its own chunks, so shards
+    need no pre-split copy of the input and stay balanced whatever the row lengths.
+    """
+    for index, chunk in enumerate(chunks):
+        if index % shards == shard:
+            yield chunk
+
+
+def join_shards(parts: list[Path], sink) -> int:
+    """Write the scored chunks of ``parts`` (one Parquet row group per chunk) to ``sink`` in
+    input order: chunk k is row group k // len(parts) of part k % len(parts)."""
+    import pyarrow.parquet as pq
+
+    files = [pq.ParquetFile(part) for part in parts]
+    groups = [f.num_row_groups for f in files]
+    total = sum(groups)
+    for shard, count in enumerate(groups):
+        expected = len(range(shard, total, len(parts)))
+        if count != expected:
+            raise ValueError(f"shard {parts[shard]} holds {count} chunks, expected {expected}: "
+                             "the shards were not cut from the same input; delete them")
+    rows = 0
+    for index in range(total):
+        frame = files[index % len(parts)].read_row_group(index // len(parts)).to_pandas()
+        sink.write(frame[OUTPUT_COLUMNS])
+        rows += len(frame)
     sink.close()
     return rows

@@ -326,18 +326,42 @@ class MessagesFile(luigi.ExternalTask):
         return luigi.LocalTarget(self.path)
 
 
+def load_live_signature(version: int | None):
+    """The ``serving_default`` signature of a published version, or a clear error."""
+    from pipeline import export
+
+    if version is None:
+        raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
+    folder = serving_base() / str(version)
+    try:
+        return export.ServingSignature(folder)
+    except Exception as error:  # noqa: BLE001 - TF raises many types for a bad folder
+        raise RuntimeError(
+            f"cannot load the live model version {version} from {folder}: "
+            f"{type(error).__name__}: {str(error).splitlines()[0][:300]}. Roll back to a "
+            "good version (python -m pipeline.versions rollback N) or remove the broken "
+            "folder") from None
+
+
 class BatchScore(PipelineTask):
-    """Score a file of messages with the live version's ``serving_default`` signature."""
+    """Score a file of messages with the live version's ``serving_default`` signature.
+
+    With ``--shards N`` the input is scored by N ScoreShard tasks (in parallel with
+    ``--workers`` or several processes), and this task joins their parts in input order.
+    """
 
     date = luigi.DateParameter(default=dt.date.today(),
                                description="Partition: scores/<date>/.")
-    input = luigi.Parameter(default="", description="Messages to score (CSV or text file).")
+    input = luigi.Parameter(default="", description="Messages to score (CSV, TSV, JSON "
+                                                    "Lines, Parquet or a text file).")
     input_pattern = luigi.Parameter(
         default="", significant=False,
         description="Without --input: the file for --date, e.g. incoming/{date}.csv; "
                     "empty scores the corpus's test split.")
     output_format = luigi.ChoiceParameter(choices=["csv", "parquet"], default="csv",
                                           description="Format of the scores file.")
+    shards = luigi.IntParameter(default=1, significant=False,
+                                description="Score the input as this many ScoreShard tasks.")
     batch_size = luigi.IntParameter(default=1024, significant=False)
     chunk_rows = luigi.IntParameter(default=100_000, significant=False,
                                     description="Rows read and written at a time.")
@@ -353,45 +377,52 @@ class BatchScore(PipelineTask):
         messages = MessagesFile(self.messages_path) if self.messages_path else DownloadCorpus()
         return {"model": PromoteVersion(), "messages": messages}
 
-    def output(self):
+    def output_name(self) -> str:
         if self.messages_path:
-            name = Path(self.messages_path).stem + "-" + hashlib.sha256(
+            return Path(self.messages_path).stem + "-" + hashlib.sha256(
                 str(Path(self.messages_path).resolve()).encode()).hexdigest()[:8]
-        else:
-            name = "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
+        return "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
+
+    def output(self):
         return luigi.LocalTarget(str(outputs_root() / "scores" / self.date.isoformat()
-                                     / f"{name}.{self.output_format}"))
+                                     / f"{self.output_name()}.{self.output_format}"))
 
     def run(self):
-        from pipeline import export, scoring
+        from pipeline import scoring
 
         version = serving.live_version(serving_base())
-        if version is None:
-            raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
-        folder = serving_base() / str(version)
-        try:
-            signature = export.ServingSignature(folder)
-        except Exception as error:  # noqa: BLE001 - TF raises many types for a bad folder
-            raise RuntimeError(
-                f"cannot load the live model version {version} from {folder}: "
-                f"{type(error).__name__}: {str(error).splitlines()[0][:300]}. Roll back to a "
-                "good version (python -m pipeline.versions rollback N) or remove the broken "
-                "folder") from None
+        if self.shards > 1 and self.messages_path:
+            # Dynamic dependencies: the shards are cut once the live version is known, and
+            # any worker of any process attached to the scheduler may run them.
+            shard_tasks = [ScoreShard(date=self.date, messages_path=self.messages_path,
+                                      shard=shard, shards=self.shards,
+                                      chunk_rows=self.chunk_rows, model_version=version or 0,
+                                      batch_size=self.batch_size)
+                           for shard in range(self.shards)]
+            yield shard_tasks
+            parts = [Path(task.output().path) for task in shard_tasks]
+            self.set_status_message(f"joining {len(parts)} shards")
+            rows = self._write(lambda sink: scoring.join_shards(parts, sink))
+            self.set_status_message(f"joined {rows:,} rows from {len(parts)} shards")
+            return
+        signature = load_live_signature(version)
         messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
                                           on_fraction=self._report_fraction)
                     if self.messages_path else [self._test_split()])
-        with atomic_path(self.output().path) as temporary:
-            if self.output_format == "parquet":
-                sink = scoring.ParquetSink(temporary)
-                rows = scoring.score_messages(messages, sink, signature, version,
-                                              self.batch_size, on_progress=self._report_rows)
-            else:
-                with open(temporary, "w", encoding="utf-8", newline="") as handle:
-                    rows = scoring.score_messages(messages, scoring.CsvSink(handle), signature,
-                                                  version, self.batch_size,
-                                                  on_progress=self._report_rows)
+        rows = self._write(lambda sink: scoring.score_messages(
+            messages, sink, signature, version, self.batch_size, on_progress=self._report_rows))
         self.set_progress_percentage(100)
         self.set_status_message(f"scored {rows:,} rows with version {version}")
+
+    def _write(self, fill) -> int:
+        """Run ``fill(sink)`` into a temporary file of the output format; publish it whole."""
+        from pipeline import scoring
+
+        with atomic_path(self.output().path) as temporary:
+            if self.output_format == "parquet":
+                return fill(scoring.ParquetSink(temporary))
+            with open(temporary, "w", encoding="utf-8", newline="") as handle:
+                return fill(scoring.CsvSink(handle))
 
     def _test_split(self):
         """The corpus test split as a scoring input (id = corpus line number)."""
@@ -404,6 +435,43 @@ class BatchScore(PipelineTask):
 
     def _report_fraction(self, fraction: float) -> None:
         self.set_progress_percentage(round(100 * fraction))
+
+
+class ScoreShard(luigi.Task):
+    """Score every ``shards``-th chunk of a batch input (chunk k goes to shard k % shards)
+    with one model version; BatchScore joins the parts."""
+
+    date = luigi.DateParameter()
+    messages_path = luigi.Parameter()
+    shard = luigi.IntParameter()
+    shards = luigi.IntParameter()
+    chunk_rows = luigi.IntParameter(description="Rows per chunk: defines the partition.")
+    model_version = luigi.IntParameter()
+    batch_size = luigi.IntParameter(default=1024, significant=False)
+
+    def requires(self):
+        return {"model": PromoteVersion(), "messages": MessagesFile(self.messages_path)}
+
+    def output(self):
+        name = BatchScore(date=self.date, input=self.messages_path).output_name()
+        return luigi.LocalTarget(str(
+            outputs_root() / "scores" / self.date.isoformat() / f"{name}.shards" /
+            f"part-{self.shard}-of-{self.shards}-v{self.model_version}-c{self.chunk_rows}.parquet"))
+
+    def run(self):
+        from pipeline import scoring
+
+        signature = load_live_signature(self.model_version or None)
+        chunks = scoring.shard_chunks(
+            scoring.read_messages(self.messages_path, self.chunk_rows), self.shard, self.shards)
+        with atomic_path(self.output().path) as temporary:
+            rows = scoring.score_messages(chunks, scoring.ParquetSink(temporary), signature,
+                                          self.model_version, self.batch_size,
+                                          on_progress=self._report_rows)
+        self.set_status_message(f"scored {rows:,} rows of shard {self.shard + 1}/{self.shards}")
+
+    def _report_rows(self, rows: int) -> None:
+        self.set_status_message(f"shard {self.shard + 1}/{self.shards}: scored {rows:,} rows")
 
 
 def code_version() -> str:

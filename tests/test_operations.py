@@ -248,3 +248,31 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     again = run_luigi(command[3:-1], cfg)  # what the next cron run sees: all done, exit 0
     assert again.returncode == 0, again.stderr[-2000:]
     assert " ran successfully" not in again.stderr.split("Execution Summary")[-2]
+
+
+def test_two_workers_on_four_shards_equal_a_single_worker_run(small_chain, tmp_path):
+    outputs = tmp_path / "outputs"
+    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+    messages = tmp_path / "batch.jsonl"
+    texts = [f"message {i}: " + ("WIN £1000 call 09061234567 " if i % 3 == 0 else "see you")
+             * (i % 5) for i in range(230)]
+    pd.DataFrame({"id": [f"m{i}" for i in range(230)], "text": texts}).to_json(
+        messages, orient="records", lines=True)
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs},
+                "core": {"lock_pid_dir": tmp_path / "pids"}}
+    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    common = ["BatchScore", "--input", str(messages), "--chunk-rows", "25", "--local-scheduler"]
+    single = run_luigi([*common, "--date", "2026-11-10"], cfg)
+    assert single.returncode == 0, single.stderr[-2000:]
+    sharded = run_luigi([*common, "--date", "2026-11-11", "--shards", "4", "--workers", "2"],
+                        cfg)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    pids = {line.split("[pid ")[1].split("]")[0] for line in sharded.stderr.splitlines()
+            if " running " in line and "ScoreShard(" in line}
+    # with --workers 2 luigi runs each task in a forked worker process, two at a time
+    assert len(pids) == 4, f"each shard should run in a worker process of its own: {pids}"
+    assert sharded.stderr.count(" done      ScoreShard(") == 4
+    [one] = (outputs / "scores" / "2026-11-10").glob("batch-*.csv")
+    [joined] = (outputs / "scores" / "2026-11-11").glob("batch-*.csv")
+    assert joined.read_bytes() == one.read_bytes()
+    assert len(pd.read_csv(one)) == 230

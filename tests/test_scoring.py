@@ -54,3 +54,26 @@ def test_float32_probabilities_round_trip_exactly():
     frame = score_to_frame([pd.DataFrame({"id": range(50), "text": texts})], batch_size=7)
     expected = fake_score(texts)[0]
     assert np.array_equal(frame["spam_probability"].to_numpy(np.float32), expected)
+
+
+def test_shards_joined_in_order_equal_one_pass(tmp_path):
+    texts = [f"message {i} " * (i % 7) for i in range(23)]
+    chunks = lambda: scoring.read_messages(_write_lines(tmp_path, texts), chunk_rows=4)  # noqa: E731
+    whole = score_to_frame(chunks())
+    parts = []
+    for shard in range(3):
+        part = tmp_path / f"part-{shard}.parquet"
+        scoring.score_messages(scoring.shard_chunks(chunks(), shard, 3),
+                               scoring.ParquetSink(part), fake_score, 7, batch_size=3)
+        parts.append(part)
+    out = io.StringIO()
+    assert scoring.join_shards(parts, scoring.CsvSink(out)) == 23
+    out.seek(0)
+    joined = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
+    pd.testing.assert_frame_equal(joined, whole)
+
+
+def _write_lines(tmp_path, texts):
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(texts) + "\n")
+    return path
