@@ -61,10 +61,10 @@ def fsync_tree(root: Path) -> None:
         for name in files:
             with open(os.path.join(folder, name), "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_directory(Path(folder))
+        fsync_directory(Path(folder))
 
 
-def _fsync_directory(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -89,7 +89,7 @@ def atomic_directory(final: Path | str) -> Iterator[Path]:
         yield temporary
         fsync_tree(temporary)
         os.rename(temporary, final)
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
     except BaseException:
         remove_path(temporary)
         raise
@@ -108,7 +108,7 @@ def atomic_path(final: Path | str) -> Iterator[Path]:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
     except BaseException:
         remove_path(temporary)
         raise

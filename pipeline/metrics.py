@@ -42,32 +42,35 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y_true].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def precision_recall_curve(y_true: np.ndarray, scores: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and thresholds, one point per distinct score (highest first)."""
+def _counts_by_threshold(y_true: np.ndarray, scores: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spam and ham at or above each distinct score, highest score first."""
     y_true = np.asarray(y_true, bool)
     scores = np.asarray(scores, float)
     order = np.argsort(-scores, kind="mergesort")
     s, t = scores[order], y_true[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(t)[last_of_tie]
-    fp = np.cumsum(~t)[last_of_tie]
+    return np.cumsum(t)[last_of_tie], np.cumsum(~t)[last_of_tie], s[last_of_tie]
+
+
+def precision_recall_curve(y_true: np.ndarray, scores: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and thresholds, one point per distinct score (highest first)."""
+    tp, fp, thresholds = _counts_by_threshold(y_true, scores)
     precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / max(t.sum(), 1)
-    return precision, recall, s[last_of_tie]
+    recall = tp / max(int(np.sum(y_true)), 1)
+    return precision, recall, thresholds
 
 
 def roc_curve(y_true: np.ndarray, scores: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False-positive rate, true-positive rate and thresholds (highest threshold first)."""
-    y_true = np.asarray(y_true, bool)
-    scores = np.asarray(scores, float)
-    order = np.argsort(-scores, kind="mergesort")
-    s, t = scores[order], y_true[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tpr = np.r_[0.0, np.cumsum(t)[last_of_tie] / max(t.sum(), 1)]
-    fpr = np.r_[0.0, np.cumsum(~t)[last_of_tie] / max((~t).sum(), 1)]
-    return fpr, tpr, np.r_[np.inf, s[last_of_tie]]
+    tp, fp, thresholds = _counts_by_threshold(y_true, scores)
+    positives = int(np.sum(y_true))
+    negatives = len(np.asarray(y_true)) - positives
+    tpr = np.r_[0.0, tp / max(positives, 1)]
+    fpr = np.r_[0.0, fp / max(negatives, 1)]
+    return fpr, tpr, np.r_[np.inf, thresholds]
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:

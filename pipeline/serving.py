@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.atomic_output import fsync_tree, remove_path
+from pipeline.atomic_output import fsync_directory, fsync_tree, remove_path
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
 _INCOMING_PREFIX = ".incoming-"
@@ -108,14 +108,6 @@ def _remove_leftovers(base: Path) -> None:
                 remove_path(leftover)
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish_version(source: Path, base: Path, provenance_update: dict | None = None) -> int:
     """Copy the export folder ``source`` into ``base`` as the next integer version.
 
@@ -139,7 +131,7 @@ def publish_version(source: Path, base: Path, provenance_update: dict | None = N
     except BaseException:
         remove_path(incoming)
         raise
-    _fsync_folder(base)
+    fsync_directory(base)
     return version
 
 

@@ -142,7 +142,7 @@ class TrainRNN(PipelineTask):
 
     output_kind = "training"
     rnn_type = luigi.ChoiceParameter(choices=["gru", "lstm", "simple"], default="gru")
-    bidirectional = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    bidirectional = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     embedding_dim = luigi.IntParameter(default=64)
     rnn_units = luigi.IntParameter(default=32)
     pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",

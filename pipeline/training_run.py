@@ -19,13 +19,12 @@ def _split(table: pd.DataFrame, name: str) -> tuple[list[str], np.ndarray]:
     return rows["text"].tolist(), (rows["label"] == "spam").to_numpy()
 
 
-def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,
-                       max_ham_blocked: float, min_threshold: float, folder: Path,
-                       on_epoch: EpochCallback | None = None) -> dict:
-    """Train on the train split, choose the threshold on validation, report validation and
-    test metrics. Writes ``model.keras``, ``history.json``, ``metrics.json`` and
-    ``report/report.html``; returns the metrics."""
-    words = vocabulary.read_vocabulary(vocabulary_path)
+def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
+                    max_ham_blocked: float, min_threshold: float,
+                    on_epoch: EpochCallback | None = None) -> dict:
+    """Train on the train split, choose the threshold on validation, measure validation and
+    test. Returns the model, its history, the metrics and the test split's texts, labels
+    and probabilities."""
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = _split(table, name)
@@ -49,9 +48,19 @@ def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: Model
         "weights_sha256": weights_checksum(model),
         "config": config.as_dict(),
     }
-    model.save(folder / "model.keras")
-    (folder / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_report(folder / "report", history, result, encoded["test"][2], encoded["test"][1],
-                 probabilities["test"])
-    return result
+    return {"model": model, "history": history, "metrics": result,
+            "test": (encoded["test"][2], encoded["test"][1], probabilities["test"])}
+
+
+def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,
+                       max_ham_blocked: float, min_threshold: float, folder: Path,
+                       on_epoch: EpochCallback | None = None) -> dict:
+    """:func:`fit_and_measure`, then write ``model.keras``, ``history.json``,
+    ``metrics.json`` and ``report/report.html`` into ``folder``; returns the metrics."""
+    words = vocabulary.read_vocabulary(vocabulary_path)
+    run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold, on_epoch)
+    run["model"].save(folder / "model.keras")
+    (folder / "history.json").write_text(json.dumps(run["history"], indent=2) + "\n")
+    (folder / "metrics.json").write_text(json.dumps(run["metrics"], indent=2) + "\n")
+    write_report(folder / "report", run["history"], run["metrics"], *run["test"])
+    return run["metrics"]

@@ -42,3 +42,17 @@ def test_threshold_blocks_no_more_ham_than_allowed(scored):
 def test_threshold_never_goes_below_the_floor():
     y = np.array([0, 0, 1], bool)
     assert metrics.threshold_for_ham_blocked(y, np.array([0.1, 0.2, 0.9]), 0.5, 0.5) == 0.5
+
+
+def test_curves_agree_with_scikit_learn(scored):
+    y, p = scored
+    fpr, tpr, _ = metrics.roc_curve(y, p)
+    ref_fpr, ref_tpr, _ = reference.roc_curve(y, p, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    precision, recall, thresholds = metrics.precision_recall_curve(y, p)
+    ref_precision, ref_recall, ref_thresholds = reference.precision_recall_curve(y, p)
+    # scikit-learn lists thresholds ascending and appends the (1, 0) end point
+    np.testing.assert_allclose(precision, ref_precision[:-1][::-1])
+    np.testing.assert_allclose(recall, ref_recall[:-1][::-1])
+    np.testing.assert_allclose(thresholds, ref_thresholds[::-1])

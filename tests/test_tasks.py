@@ -1,5 +1,6 @@
 """The Luigi chain on the small corpus, in process, as luigi's own tests run pipelines."""
 import configparser
+import json
 import datetime as dt
 import os
 
@@ -105,3 +106,26 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
 def test_task_outputs_live_under_outputs_root(small_chain, task):
     with luigi_config(small_chain["settings"]):
         assert str(task().output_folder()).startswith(str(small_chain["outputs"]))
+
+
+def test_same_parameters_and_seed_train_the_same_weights(small_chain, tmp_path):
+    """Reproducible: a second training in another outputs folder, same settings and seed,
+    gives the same metrics and the same weights (checksum)."""
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": tmp_path / "again"}}
+    with luigi_config(settings):
+        train = tasks.TrainRNN()
+        assert luigi.build([train], local_scheduler=True, log_level="WARNING")
+        again = json.loads((train.output_folder() / "metrics.json").read_text())
+    first = json.loads((small_chain["training"] / "metrics.json").read_text())
+    assert again["weights_sha256"] == first["weights_sha256"]
+    assert again["test"] == first["test"] and again["threshold"] == first["threshold"]
+
+
+def test_training_writes_a_report_people_can_look_at(small_chain):
+    report = small_chain["training"] / "report"
+    page = (report / "report.html").read_text()
+    for image in ("learning_curves.png", "confusion_matrix.png", "roc_pr.png"):
+        assert f'src="{image}"' in page
+        assert (report / image).read_bytes().startswith(b"\x89PNG")
+    wrong = pd.read_csv(report / "misclassified.csv")
+    assert list(wrong.columns) == ["true_label", "spam_probability", "text"]

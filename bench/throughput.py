@@ -1,0 +1,95 @@
+"""BatchScore throughput on the default model, end to end (read, score, write), as the
+marginal rate between a small and a large input so that start-up cancels; compared in the
+same run with one message per signature call (the textbook client) and with a TF-IDF +
+linear SVM pipeline (scikit-learn) predicting the same messages.
+
+    .venv/bin/python bench/throughput.py [--small 20000] [--large 200000] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+import harness
+
+
+def batch_score_seconds(rows: int, date: str) -> float:
+    path = harness.sampled_input(rows)
+    seconds, _ = harness.measured_run(harness.luigi_command(
+        "BatchScore", "--input", str(path), "--date", date))
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--large", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--single-calls", type=int, default=2_000)
+    args = parser.parse_args()
+    harness.ensure_model()
+
+    small, large = [], []
+    for repeat in range(args.repeats):  # interleaved; a new date makes each run real work
+        small.append(batch_score_seconds(args.small, f"2001-01-{repeat + 1:02d}"))
+        large.append(batch_score_seconds(args.large, f"2001-02-{repeat + 1:02d}"))
+    marginal = (args.large - args.small) / (harness.median(large) - harness.median(small))
+
+    from pipeline import export, serving
+    base = harness.OUTPUTS / "serving" / "spam_ham"
+    signature = export.ServingSignature(base / str(serving.live_version(base)))
+    texts = harness.corpus_texts()
+    messages = [texts[i % len(texts)] for i in range(args.single_calls)]
+    signature(messages[:10])
+    single = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        for message in messages:
+            signature([message])
+        single.append(args.single_calls / (time.perf_counter() - started))
+    single_rate = harness.median(single)
+
+    svm_rate = svm_messages_per_second(args.large, args.repeats)
+    rows = [
+        ["BatchScore, end to end (marginal, "
+         f"{args.small:,} -> {args.large:,} rows)", f"{marginal:,.0f}", "1.0x"],
+        ["one message per signature call", f"{single_rate:,.0f}",
+         f"{marginal / single_rate:,.0f}x slower"],
+        ["TF-IDF + linear SVM (scikit-learn), predict only", f"{svm_rate:,.0f}",
+         f"{marginal / svm_rate:.2f}x (ours / SVM)"],
+    ]
+    detail = (f"\nBatchScore wall time, median of {args.repeats}: {harness.median(small):.1f} s "
+              f"for {args.small:,} rows, {harness.median(large):.1f} s for {args.large:,} rows "
+              f"(runs: small {[round(s, 1) for s in small]}, large {[round(s, 1) for s in large]}).")
+    harness.publish("throughput", harness.markdown_table(
+        ["method", "messages/s (median)", "ratio"], rows) + "\n" + detail)
+
+
+def svm_messages_per_second(rows: int, repeats: int) -> float:
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.svm import LinearSVC
+
+    from pipeline import corpus
+    member = corpus.read_corpus_member(Path(harness.SHARED_ZIP).read_bytes())
+    table, _ = corpus.build_corpus_table(member, 0, 0.01)
+    train = table[table.split == "train"]
+    model = make_pipeline(make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+        LinearSVC(C=1.0)).fit(train["text"], train["label"] == "spam")
+    texts = pd.read_csv(harness.sampled_input(rows), keep_default_na=False)["text"].tolist()
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict(texts)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    return float(np.median(rates))
+
+
+if __name__ == "__main__":
+    main()
