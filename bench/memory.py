@@ -19,9 +19,8 @@ def main() -> None:
     results = {size: [] for size in args.sizes}
     for repeat in range(args.repeats):
         for size in args.sizes:
-            path = harness.sampled_input(size)
-            seconds, peak = harness.measured_run(harness.luigi_command(
-                "BatchScore", "--input", str(path), "--date", f"2002-01-{repeat + 1:02d}"))
+            seconds, peak = harness.score_file(harness.sampled_input(size),
+                                               f"2002-01-{repeat + 1:02d}")
             results[size].append((seconds, peak))
     base = harness.median([p for _, p in results[args.sizes[0]]])
     rows = []

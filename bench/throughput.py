@@ -17,10 +17,7 @@ import harness
 
 
 def batch_score_seconds(rows: int, date: str) -> float:
-    path = harness.sampled_input(rows)
-    seconds, _ = harness.measured_run(harness.luigi_command(
-        "BatchScore", "--input", str(path), "--date", date))
-    return seconds
+    return harness.score_file(harness.sampled_input(rows), date)[0]
 
 
 def main() -> None:
