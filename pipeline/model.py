@@ -5,6 +5,7 @@ pipeline and by the benchmarks (the textbook RNN is just another ``ModelConfig``
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -34,6 +35,7 @@ class ModelConfig:
     epochs: int
     early_stopping_patience: int  # 0 trains every epoch, as the textbook recipe does
     seed: int
+    ensemble_size: int = 1        # members trained with seeds seed*size .. seed*size+size-1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +70,8 @@ class MaskedMaxOverTime(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def build_classifier(vocabulary_size: int, config: ModelConfig) -> keras.Model:
+def build_classifier(vocabulary_size: int, config: ModelConfig,
+                     name: str = "spam_rnn") -> keras.Model:
     """Embedding -> (bidirectional) recurrent layer -> dropout -> spam probability.
 
     Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words.
@@ -89,7 +92,7 @@ def build_classifier(vocabulary_size: int, config: ModelConfig) -> keras.Model:
         x = MaskedMaxOverTime(name="max_over_time")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     probability = keras.layers.Dense(1, activation="sigmoid", name="spam_probability")(x)
-    return keras.Model(ids, probability, name="spam_rnn")
+    return keras.Model(ids, probability, name=name)
 
 
 def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
@@ -119,9 +122,36 @@ def train_classifier(train_ids: np.ndarray, train_labels: np.ndarray,
                      validation_ids: np.ndarray, validation_labels: np.ndarray,
                      vocabulary_size: int, config: ModelConfig,
                      on_epoch: EpochCallback | None = None) -> tuple[keras.Model, list[dict]]:
-    """Train with early stopping on validation loss; return the model and per-epoch history."""
+    """Train with early stopping on validation loss; return the model and per-epoch history.
+
+    With ``ensemble_size`` > 1, that many members are trained one after the other, each with
+    its own seed, and the returned model averages their probabilities (one Keras model, so
+    the export and every caller stay the same). History rows carry their ``member``.
+    """
+    if config.ensemble_size <= 1:
+        return _train_member(train_ids, train_labels, validation_ids, validation_labels,
+                             vocabulary_size, config, "spam_rnn", on_epoch)
+    members, history = [], []
+    for member in range(config.ensemble_size):
+        seed = config.seed * config.ensemble_size + member
+        report = (lambda epoch, logs, m=member: on_epoch(epoch, {**logs, "member": m})) \
+            if on_epoch else None
+        model, rows = _train_member(train_ids, train_labels, validation_ids,
+                                    validation_labels, vocabulary_size,
+                                    dataclasses.replace(config, seed=seed),
+                                    f"member_{member}", report)
+        members.append(model)
+        history += [{"member": member, **row} for row in rows]
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    probability = keras.layers.Average(name="ensemble_mean")([m(ids) for m in members])
+    return keras.Model(ids, probability, name="spam_rnn_ensemble"), history
+
+
+def _train_member(train_ids, train_labels, validation_ids, validation_labels,
+                  vocabulary_size: int, config: ModelConfig, name: str,
+                  on_epoch: EpochCallback | None) -> tuple[keras.Model, list[dict]]:
     make_deterministic(config.seed)
-    model = build_classifier(vocabulary_size, config)
+    model = build_classifier(vocabulary_size, config, name)
     model.compile(optimizer=_optimizer(config), loss="binary_crossentropy",
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.AUC(name="auc"),

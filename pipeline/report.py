@@ -32,16 +32,23 @@ def write_report(folder: Path, history: list[dict], result: dict, test_texts: li
 
 
 def _learning_curves(history: list[dict], path: Path) -> None:
-    epochs = [h["epoch"] for h in history]
+    """Loss and validation metrics per epoch; one line per ensemble member, if any."""
+    members = sorted({h.get("member", 0) for h in history})
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("loss", "val_loss"):
-        loss_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
+    for member in members:
+        rows = [h for h in history if h.get("member", 0) == member]
+        epochs = [h["epoch"] for h in rows]
+        suffix = f" (member {member + 1})" if len(members) > 1 else ""
+        for key in ("loss", "val_loss"):
+            loss_axis.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o",
+                           label=key + suffix)
+        for key in ("val_accuracy", "val_auc", "val_spam_caught"):
+            metric_axis.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o",
+                             label=key + suffix)
     loss_axis.set(title="Loss", xlabel="epoch")
-    loss_axis.legend()
-    for key in ("val_accuracy", "val_auc", "val_spam_caught"):
-        metric_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
     metric_axis.set(title="Validation metrics", xlabel="epoch")
-    metric_axis.legend()
+    for axis in (loss_axis, metric_axis):
+        axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)

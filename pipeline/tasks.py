@@ -155,6 +155,8 @@ class TrainRNN(PipelineTask):
     epochs = luigi.IntParameter(default=20)
     early_stopping_patience = luigi.IntParameter(default=3)
     seed = luigi.IntParameter(default=0, description="Training seed.")
+    ensemble_size = luigi.IntParameter(
+        default=1, description="Members averaged in one model (quality for scoring speed).")
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
     min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")
@@ -178,8 +180,11 @@ class TrainRNN(PipelineTask):
         return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
 
     def _report_epoch(self, epoch: int, logs: dict) -> None:
-        self.set_progress_percentage(round(100 * epoch / self.epochs))
-        message = (f"epoch {epoch}/{self.epochs}: val_loss {logs.get('val_loss', 0):.4f}, "
+        done = logs.get("member", 0) * self.epochs + epoch
+        self.set_progress_percentage(round(100 * done / (self.epochs * self.ensemble_size)))
+        member = (f"member {logs['member'] + 1}/{self.ensemble_size}, "
+                  if self.ensemble_size > 1 else "")
+        message = (f"{member}epoch {epoch}/{self.epochs}: val_loss {logs.get('val_loss', 0):.4f}, "
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")
         self.set_status_message(message)

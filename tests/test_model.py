@@ -43,3 +43,18 @@ def test_reported_epochs_match_the_history():
                                         on_epoch=lambda epoch, logs: seen.append((epoch, logs)))
     assert [e for e, _ in seen] == [1, 2, 3]
     assert seen[-1][1]["val_loss"] == history[-1]["val_loss"]
+
+
+def test_an_ensemble_averages_its_members_and_survives_a_safe_reload(tmp_path):
+    import keras
+    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2, "epochs": 2})
+    ensemble, history = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    assert [row["member"] for row in history] == [0, 0, 1, 1]
+    ids = _data()[2]
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
+    assert len(members) == 2
+    expected = np.mean([model.predict_probabilities(m, ids) for m in members], axis=0)
+    np.testing.assert_allclose(model.predict_probabilities(ensemble, ids), expected, atol=1e-6)
+    ensemble.save(tmp_path / "ensemble.keras")
+    reloaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
+    np.testing.assert_allclose(model.predict_probabilities(reloaded, ids), expected, atol=1e-6)
