@@ -127,7 +127,8 @@ class GrpcClient:
         response = self._call(self._stub.Predict, request)
         probabilities = _float_values(response.outputs["spam_probability"])
         labels = [v.decode() for v in response.outputs["label"].string_val]
-        return [{"spam_probability": p, "label": l} for p, l in zip(probabilities, labels)]
+        return [{"spam_probability": p, "label": l}
+                for p, l in zip(probabilities, labels, strict=True)]
 
     def classify(self, texts: list[str], signature: str = "classify") -> list[dict]:
         from tensorflow_serving.apis import classification_pb2

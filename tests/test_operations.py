@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, serve_folder
+from conftest import REPO
 
 BIN = Path(sys.executable).parent
 TASKS = ["DownloadCorpus", "BuildVocab", "TrainRNN", "ExportSavedModel", "PromoteVersion",
@@ -276,3 +276,35 @@ def test_two_workers_on_four_shards_equal_a_single_worker_run(small_chain, tmp_p
     [joined] = (outputs / "scores" / "2026-11-11").glob("batch-*.csv")
     assert joined.read_bytes() == one.read_bytes()
     assert len(pd.read_csv(one)) == 230
+
+
+def test_the_readme_cron_line_scores_yesterday_and_logs_to_rotating_files(luigid, small_chain,
+                                                                           tmp_path):
+    """The README's nightly crontab command, run as cron would (from the project folder,
+    relative paths, through luigid), against the small pipeline."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "logging.conf", project / "logging.conf")
+    shutil.copy(REPO / "luigi.cfg", project / "luigi.cfg")
+    shutil.copytree(small_chain["outputs"], project / "outputs", symlinks=True)
+    (project / "incoming").mkdir()
+    yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    pd.DataFrame({"text": ["WIN a prize now", "see you"]}).to_csv(
+        project / "incoming" / f"{yesterday}.csv", index=False)
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": "outputs"},
+                "core": {"lock_pid_dir": tmp_path / "pids",
+                         "default_scheduler_port": luigid["port"]}}
+    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    readme = (REPO / "README.md").read_text()
+    [cron] = [line for line in readme.splitlines() if line.startswith("0 2 * * *")]
+    command = cron.split("&& ", 1)[1].replace(".venv/bin/luigi", str(BIN / "luigi"))
+    command = command.replace("\\%", "%")  # cron turns \% into %
+    result = subprocess.run(["bash", "-c", f"mkdir -p outputs/logs && {command}"],
+                            cwd=project, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)})
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert "failed with exit" not in result.stdout, result.stderr[-3000:]
+    [scores] = (project / "outputs" / "scores" / yesterday).glob("*.csv")
+    assert len(pd.read_csv(scores)) == 2
+    log = (project / "outputs" / "logs" / "pipeline.log").read_text()
+    assert "BatchScore" in log and "This progress looks :)" in log

@@ -129,3 +129,25 @@ def test_training_writes_a_report_people_can_look_at(small_chain):
         assert (report / image).read_bytes().startswith(b"\x89PNG")
     wrong = pd.read_csv(report / "misclassified.csv")
     assert list(wrong.columns) == ["true_label", "spam_probability", "text"]
+
+
+def test_batch_scores_equal_what_the_served_signature_answers(small_chain, tmp_path):
+    """Batch/online parity: BatchScore's probabilities are those of the live version's
+    serving_default signature for the same texts (float32, written in full precision)."""
+    import numpy as np
+
+    from pipeline import export
+
+    texts = ["WINNER!! claim your £1000 prize, call 09061234567", "see you at 8?", "",
+             "free entry to win a holiday", "ok lar", "中文 😀"] * 5
+    messages = tmp_path / "parity.txt"
+    messages.write_text("\n".join(texts) + "\n")
+    with luigi_config(small_chain["settings"]):
+        score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 5), batch_size=4)
+        assert luigi.build([score], local_scheduler=True, log_level="WARNING")
+        batch = pd.read_csv(score.output().path, keep_default_na=False)
+    served = export.ServingSignature(small_chain["serving"] / "1")
+    probabilities, labels = served(texts)
+    np.testing.assert_allclose(batch["spam_probability"].to_numpy(np.float32), probabilities,
+                               rtol=0, atol=1e-6)
+    assert batch["label"].tolist() == labels.tolist()
