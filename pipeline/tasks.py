@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 import luigi
-import luigi.tools.range  # noqa: F401 - RangeDaily for backfills: --module pipeline.tasks RangeDaily
+import luigi.tools.range  # noqa: F401 - makes RangeDaily available for backfills
 from luigi.task import flatten, getpaths
 
 from pipeline import corpus, serving
@@ -142,7 +142,8 @@ class TrainRNN(PipelineTask):
 
     output_kind = "training"
     rnn_type = luigi.ChoiceParameter(choices=["gru", "lstm", "simple"], default="gru")
-    bidirectional = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    bidirectional = luigi.BoolParameter(default=False,
+                                        parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     embedding_dim = luigi.IntParameter(default=64)
     rnn_units = luigi.IntParameter(default=32)
     pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",
@@ -184,7 +185,8 @@ class TrainRNN(PipelineTask):
         self.set_progress_percentage(round(100 * done / (self.epochs * self.ensemble_size)))
         member = (f"member {logs['member'] + 1}/{self.ensemble_size}, "
                   if self.ensemble_size > 1 else "")
-        message = (f"{member}epoch {epoch}/{self.epochs}: val_loss {logs.get('val_loss', 0):.4f}, "
+        message = (f"{member}epoch {epoch}/{self.epochs}: "
+                   f"val_loss {logs.get('val_loss', 0):.4f}, "
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")
         self.set_status_message(message)
