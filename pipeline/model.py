@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 EpochCallback = Callable[[int, dict], None]
+_OOV_ID = 1  # pipeline.text.OOV_ID; not imported, to keep this module free of text handling
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class ModelConfig:
     rnn_units: int
     pooling: str                  # last (final state) | max (max over time)
     dropout: float
+    word_dropout: float           # share of known words replaced by "unknown" in training
     max_length: int               # tokens kept per message
     optimizer: str                # adam | rmsprop
     learning_rate: float
@@ -43,6 +45,33 @@ class ModelConfig:
 
 _RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM,
                "simple": keras.layers.SimpleRNN}
+
+
+@keras.saving.register_keras_serializable(package="spam_pipeline")
+class WordDropout(keras.layers.Layer):
+    """In training, replace a random share of known word ids by the unknown-word id.
+
+    Teaches the classifier not to hang on single words and to read messages full of words it
+    never saw (the test split has many); padding and unknown ids are left alone. Identity
+    at inference, so the export and serving are unaffected.
+    """
+
+    def __init__(self, rate: float, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=None):
+        if not training or self.rate <= 0:
+            return ids
+        drop = keras.random.uniform(keras.ops.shape(ids), seed=self._generator) < self.rate
+        known = ids > _OOV_ID
+        return keras.ops.where(keras.ops.logical_and(drop, known),
+                               keras.ops.full_like(ids, _OOV_ID), ids)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="spam_pipeline")
@@ -79,8 +108,11 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     if config.rnn_type not in _RNN_LAYERS:
         raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = ids
+    if config.word_dropout > 0:
+        x = WordDropout(config.word_dropout, seed=config.seed, name="word_dropout")(x)
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
-                               name="embedding")(ids)
+                               name="embedding")(x)
     if config.pooling not in ("last", "max"):
         raise ValueError(f"pooling {config.pooling!r} is not one of ['last', 'max']")
     recurrent = _RNN_LAYERS[config.rnn_type](

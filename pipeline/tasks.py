@@ -149,6 +149,8 @@ class TrainRNN(PipelineTask):
     pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",
                                     description="Final recurrent state or max over time.")
     dropout = luigi.FloatParameter(default=0.3)
+    word_dropout = luigi.FloatParameter(
+        default=0.0, description="Share of known words hidden as unknown in training.")
     max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
     optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
     learning_rate = luigi.FloatParameter(default=3e-3)

@@ -3,7 +3,7 @@ import numpy as np
 from pipeline import model
 
 TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
-                         dropout=0.1, max_length=6, optimizer="adam", learning_rate=0.01,
+                         dropout=0.1, word_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3)
 
 
@@ -58,3 +58,22 @@ def test_an_ensemble_averages_its_members_and_survives_a_safe_reload(tmp_path):
     ensemble.save(tmp_path / "ensemble.keras")
     reloaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
     np.testing.assert_allclose(model.predict_probabilities(reloaded, ids), expected, atol=1e-6)
+
+
+def test_word_dropout_hides_known_words_only_in_training():
+    layer = model.WordDropout(rate=0.3, seed=1)
+    ids = np.array([[5, 6, 7, 1, 0, 0]] * 200 + [[9, 8, 2, 3, 4, 1]] * 200, "int32")
+    assert np.array_equal(np.asarray(layer(ids, training=False)), ids)
+    out = np.asarray(layer(ids, training=True))
+    known = ids > 1
+    assert np.array_equal(out[~known], ids[~known])  # padding and unknown ids untouched
+    hidden = out[known] == 1
+    assert set(np.unique(out[known][~hidden])) <= set(np.unique(ids[known]))
+    assert 0.25 < hidden.mean() < 0.35
+
+
+def test_word_dropout_training_is_still_reproducible():
+    config = model.ModelConfig(**{**TINY.as_dict(), "word_dropout": 0.2})
+    first, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    second, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    assert model.weights_checksum(first) == model.weights_checksum(second)
