@@ -101,6 +101,16 @@ def luigi_config(overrides: dict[str, dict[str, object]]):
         Register.clear_instance_cache()
 
 
+def write_cfg(path: Path, settings: dict) -> Path:
+    """Write ``settings`` (section -> option -> value) as a luigi.cfg file for a subprocess."""
+    lines = []
+    for section, options in settings.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in options.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def small_pipeline_settings(outputs: Path, corpus_zip: Path, sha256: str) -> dict:
     """A fast configuration: the small corpus and a tiny recurrent model."""
     return {

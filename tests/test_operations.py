@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, write_cfg
 
 BIN = Path(sys.executable).parent
 TASKS = ["DownloadCorpus", "BuildVocab", "TrainRNN", "ExportSavedModel", "PromoteVersion",
@@ -31,15 +31,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def write_cfg(path: Path, settings: dict) -> Path:
-    lines = []
-    for section, options in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {value}" for key, value in options.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def run_luigi(args: list[str], cfg: Path, timeout: float = 600, **popen):

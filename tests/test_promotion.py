@@ -7,7 +7,7 @@ import sys
 import luigi
 import pytest
 
-from conftest import REPO, luigi_config
+from conftest import REPO, luigi_config, write_cfg
 from pipeline import serving, tasks
 
 
@@ -55,7 +55,7 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
     rolled = subprocess.run(  # the documented command, in a process of its own
         [sys.executable, "-m", "pipeline.versions", "rollback", "1", "--reason", "worse"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
-        env={"LUIGI_CONFIG_PATH": str(_write_cfg(outputs.parent / "cfg", settings)),
+        env={"LUIGI_CONFIG_PATH": str(write_cfg(outputs.parent / "luigi.cfg", settings)),
              "PATH": "/usr/bin:/bin"})
     assert rolled.returncode == 0, rolled.stderr
     assert json.loads(rolled.stdout)["new_version"] == 3
@@ -65,17 +65,6 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
     assert serving.read_audit(base)[-1]["event"] == "rolled_back"
     with luigi_config(settings):  # the rollback sticks: nothing re-promotes the original
         assert tasks.PromoteVersion().complete()
-
-
-def _write_cfg(folder, settings):
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for section, options in settings.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {v}" for k, v in options.items()]
-    path = folder / "luigi.cfg"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_a_model_below_the_floor_is_refused_with_metric_values_and_setting(chain_copy):

@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, luigi_config, zip_bytes
+from conftest import REPO, luigi_config, write_cfg, zip_bytes
 from pipeline import corpus, export, scoring, serving, tasks
-from test_operations import write_cfg
 
 FAST = corpus.DownloadPolicy(connect_timeout=1, read_timeout=1, attempts=2,
                              backoff_seconds=0.01)
