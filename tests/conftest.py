@@ -6,6 +6,8 @@ import hashlib
 import http.server
 import io
 import random
+import shutil
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from luigi.task_register import Register
 
 REPO = Path(__file__).resolve().parents[1]
+LUIGI = str(Path(sys.executable).with_name("luigi"))  # the venv's `luigi` command
 SHARED_CORPUS = REPO.parent / "shared" / "data" / "sms-spam-collection"
 SHARED_ZIP = SHARED_CORPUS / "smsspamcollection.zip"
 
@@ -165,3 +168,11 @@ def small_chain(tmp_path_factory, small_corpus_zip):
     return {"settings": settings, "outputs": outputs, "export": export_dir,
             "training": training_dir, "corpus": corpus_dir,
             "serving": outputs / "serving" / "spam_ham"}
+
+
+@pytest.fixture
+def chain_copy(small_chain, tmp_path):
+    """A private copy of the small chain's outputs (version 1 live) and its settings."""
+    outputs = tmp_path / "outputs"
+    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+    return outputs, {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}

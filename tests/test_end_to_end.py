@@ -3,14 +3,11 @@ the ``luigi`` command line exactly as the README runs it."""
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-from conftest import REPO, serve_folder
+from conftest import LUIGI, REPO, serve_folder
 
-LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
 def run_luigi(*args, env):

@@ -199,17 +199,15 @@ def test_a_second_identical_run_exits_already_running_and_touches_nothing(
 
 
 def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
-        luigid, small_chain, tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+        luigid, chain_copy, tmp_path):
+    outputs, settings = chain_copy
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
     for day in days:
         pd.DataFrame({"text": [f"message of {day}", "WIN a prize now"]}).to_csv(
             incoming / f"{day}.csv", index=False)
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs},
-                "BatchScore": {"input_pattern": f"{incoming}/{{date}}.csv"},
+    settings = {**settings, "BatchScore": {"input_pattern": f"{incoming}/{{date}}.csv"},
                 "core": {"lock_pid_dir": tmp_path / "pids"}}
     prescored_cfg = write_cfg(tmp_path / "pre.cfg", settings)
     assert run_luigi(["BatchScore", "--date", days[1], "--local-scheduler"],
@@ -241,17 +239,15 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     assert " ran successfully" not in again.stderr.split("Execution Summary")[-2]
 
 
-def test_two_workers_on_four_shards_equal_a_single_worker_run(small_chain, tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
+def test_two_workers_on_four_shards_equal_a_single_worker_run(chain_copy, tmp_path):
+    outputs, settings = chain_copy
     messages = tmp_path / "batch.jsonl"
     texts = [f"message {i}: " + ("WIN £1000 call 09061234567 " if i % 3 == 0 else "see you")
              * (i % 5) for i in range(230)]
     pd.DataFrame({"id": [f"m{i}" for i in range(230)], "text": texts}).to_json(
         messages, orient="records", lines=True)
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs},
-                "core": {"lock_pid_dir": tmp_path / "pids"}}
-    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    cfg = write_cfg(tmp_path / "run.cfg", {**settings,
+                                           "core": {"lock_pid_dir": tmp_path / "pids"}})
     common = ["BatchScore", "--input", str(messages), "--chunk-rows", "25", "--local-scheduler"]
     single = run_luigi([*common, "--date", "2026-11-10"], cfg)
     assert single.returncode == 0, single.stderr[-2000:]

@@ -11,15 +11,6 @@ from conftest import REPO, luigi_config, write_cfg
 from pipeline import serving, tasks
 
 
-@pytest.fixture
-def chain_copy(small_chain, tmp_path):
-    """A private copy of the small chain's outputs (version 1 live) and its settings."""
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
-    return outputs, settings
-
-
 def _with(settings, section, **options):
     return {**settings, section: {**settings.get(section, {}), **options}}
 

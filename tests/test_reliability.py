@@ -9,7 +9,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, luigi_config, write_cfg, zip_bytes
+from conftest import LUIGI, REPO, luigi_config, write_cfg, zip_bytes
 from pipeline import corpus, export, scoring, serving, tasks
 
 FAST = corpus.DownloadPolicy(connect_timeout=1, read_timeout=1, attempts=2,
@@ -214,11 +213,10 @@ def _score_file(small_chain, path: Path, tmp_path: Path) -> pd.DataFrame:
     return frame
 
 
-def test_a_corrupt_live_version_fails_batch_score_naming_the_folder(small_chain, tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs)
+def test_a_corrupt_live_version_fails_batch_score_naming_the_folder(chain_copy):
+    outputs, settings = chain_copy
     (outputs / "serving" / "spam_ham" / "1" / "variables" / "variables.index").write_bytes(b"x")
-    with luigi_config({**small_chain["settings"], "pipeline": {"outputs_root": outputs}}):
+    with luigi_config(settings):
         task = tasks.BatchScore()
         task.set_status_message = task.set_progress_percentage = lambda *a: None
         with pytest.raises(RuntimeError, match=r"cannot load the live model version 1 from "
@@ -269,7 +267,7 @@ def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, t
     settings["core"] = {"lock_pid_dir": tmp_path / "pids"}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
-    command = [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline.tasks",
+    command = [LUIGI, "--module", "pipeline.tasks",
                "BatchScore", "--input", str(batch), "--local-scheduler"]
     delays = np.linspace(0.5, 16, 12)  # spread over the whole chain: import .. scoring
     for delay in delays:
@@ -293,14 +291,12 @@ def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, t
     assert all(not Path(f"/proc/{pid}").exists() for pid in live_pids)  # only dead leftovers
 
 
-def test_racing_promote_version_runs_publish_exactly_one_version(small_chain, tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs)
+def test_racing_promote_version_runs_publish_exactly_one_version(chain_copy, tmp_path):
+    outputs, settings = chain_copy
     shutil.rmtree(outputs / "serving")
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
-    command = [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline.tasks",
+    command = [LUIGI, "--module", "pipeline.tasks",
                "PromoteVersion", "--local-scheduler", "--no-lock"]
     runs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for _ in range(3)]
@@ -317,17 +313,15 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_a_full_disk_while_scoring_fails_cleanly_and_keeps_earlier_outputs(small_chain,
+def test_a_full_disk_while_scoring_fails_cleanly_and_keeps_earlier_outputs(chain_copy,
                                                                             tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs)
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
+    outputs, settings = chain_copy
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     big = tmp_path / "big.txt"
     big.write_text("WIN a free prize, call now to claim it today\n" * 20000)  # ~0.9 MB
     before = {p: p.read_bytes() for p in outputs.rglob("*") if p.is_file()}
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline.tasks",
+        [LUIGI, "--module", "pipeline.tasks",
          "BatchScore", "--input", str(big), "--local-scheduler"],
         cwd=REPO, env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, capture_output=True,
         text=True, timeout=600, preexec_fn=_limit_file_size(300_000))
@@ -339,14 +333,12 @@ def test_a_full_disk_while_scoring_fails_cleanly_and_keeps_earlier_outputs(small
     assert {p: after[p] for p in before} == before
 
 
-def test_a_full_disk_while_exporting_fails_cleanly(small_chain, tmp_path):
-    outputs = tmp_path / "outputs"
-    shutil.copytree(small_chain["outputs"], outputs)
+def test_a_full_disk_while_exporting_fails_cleanly(chain_copy, tmp_path):
+    outputs, settings = chain_copy
     shutil.rmtree(outputs / "exports")
-    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("luigi")), "--module", "pipeline.tasks",
+        [LUIGI, "--module", "pipeline.tasks",
          "ExportSavedModel", "--local-scheduler"],
         cwd=REPO, env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}, capture_output=True,
         text=True, timeout=600, preexec_fn=_limit_file_size(20_000))
