@@ -60,6 +60,18 @@ def version_of_export(base: Path, export_id: str) -> int | None:
     return None
 
 
+def was_published(base: Path, export_id: str) -> bool:
+    """Whether ``export_id`` is, or once was, a version under ``base``.
+
+    A pruned version counts: otherwise the nightly chain, whose PromoteVersion names the
+    configured export, would gate that older export again once newer promotions pruned it.
+    """
+    if version_of_export(base, export_id) is not None:
+        return True
+    return any(record.get("event") == "promoted" and record.get("export_id") == export_id
+               for record in read_audit(base))
+
+
 def audit_log_path(base: Path) -> Path:
     return base.parent / f"{base.name}.audit.jsonl"
 

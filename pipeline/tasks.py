@@ -229,18 +229,15 @@ class ExportSavedModel(PipelineTask):
 
 
 class ServedVersionTarget(luigi.Target):
-    """Exists when a version published from ``export_id`` is under the model base path."""
+    """Exists once the export ``export_id`` has been published under the model base path,
+    even if its version was pruned since (a later, newer model is live then)."""
 
     def __init__(self, base: Path, export_id: str):
         self.base = base
         self.export_id = export_id
 
     def exists(self) -> bool:
-        return serving.version_of_export(self.base, self.export_id) is not None
-
-    @property
-    def version(self) -> int | None:
-        return serving.version_of_export(self.base, self.export_id)
+        return serving.was_published(self.base, self.export_id)
 
 
 class PromotionRefused(RuntimeError):

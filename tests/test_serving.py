@@ -55,3 +55,14 @@ def test_racing_promotions_of_one_export_add_exactly_one_version(tmp_path):
         results = pool.map(_promote, [(str(source), str(base), "same")] * 8)
     assert serving.serving_versions(base) == [1]
     assert sorted(published for _, published in results) == [False] * 7 + [True]
+
+
+def test_a_pruned_export_still_counts_as_published(tmp_path):
+    base = tmp_path / "serving" / "spam_ham"
+    for export_id in ("a", "b", "c"):
+        serving.promote_export(_fake_export(tmp_path / "exports" / export_id, export_id), base,
+                               export_id, keep_versions=2)
+    assert serving.serving_versions(base) == [2, 3]
+    assert serving.version_of_export(base, "a") is None
+    assert serving.was_published(base, "a")
+    assert not serving.was_published(base, "never")
