@@ -23,7 +23,7 @@ def write_report(folder: Path, history: list[dict], result: dict, test_texts: li
     threshold = result["threshold"]
     _learning_curves(history, folder / "learning_curves.png")
     _confusion_matrix(result["test"]["confusion_matrix"], folder / "confusion_matrix.png")
-    _roc_and_pr(test_labels, test_probabilities, threshold, folder / "roc_pr.png")
+    _roc_and_pr(test_labels, test_probabilities, result["test"], folder / "roc_pr.png")
     wrong = _misclassified(test_texts, test_labels, test_probabilities, threshold)
     wrong.to_csv(folder / "misclassified.csv", index=False)
     page = folder / "report.html"
@@ -69,11 +69,11 @@ def _confusion_matrix(c: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def _roc_and_pr(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
-                path: Path) -> None:
+def _roc_and_pr(labels: np.ndarray, probabilities: np.ndarray, at: dict, path: Path) -> None:
+    """ROC and PR curves, with the operating point ``at`` (test metrics at the threshold)."""
     fpr, tpr, _ = metrics.roc_curve(labels, probabilities)
     precision, recall, _ = metrics.precision_recall_curve(labels, probabilities)
-    at = metrics.classification_metrics(labels, probabilities, threshold)
+    threshold = at["threshold"]
     c = at["confusion_matrix"]
     point_precision = c["spam_as_spam"] / max(c["spam_as_spam"] + c["ham_as_spam"], 1)
     figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(10, 4))
