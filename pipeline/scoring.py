@@ -19,7 +19,6 @@ OUTPUT_COLUMNS = ["id", "text", "spam_probability", "label", "model_version"]
 TEXT_SUFFIXES = ("", ".txt", ".text")
 INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".parquet": "parquet", **{s: "text" for s in TEXT_SUFFIXES}}
-OUTPUT_FORMATS = ("csv", "parquet")
 
 
 class BatchInputError(ValueError):
@@ -120,19 +119,14 @@ def _read_json_lines(path: Path, chunk_rows: int, kind: str):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise BatchInputError(f"batch input {path} line {number} has no string "
                                       f"'text' field: {line[:80]!r}")
-            ids.append(str(record["id"]) if "id" in record else None)
+            # no id: the row number, as read_messages numbers rows of the other formats
+            ids.append(str(record["id"]) if "id" in record else str(number))
             texts.append(record["text"])
             if len(texts) == chunk_rows:
-                yield _frame(ids, texts), handle.tell()
+                yield pd.DataFrame({"id": ids, "text": texts}), handle.tell()
                 ids, texts = [], []
         if texts:
-            yield _frame(ids, texts), handle.tell()
-
-
-def _frame(ids: list, texts: list[str]) -> pd.DataFrame:
-    if all(i is None for i in ids):
-        return pd.DataFrame({"text": texts})
-    return pd.DataFrame({"id": ids, "text": texts})
+            yield pd.DataFrame({"id": ids, "text": texts}), handle.tell()
 
 
 def _read_parquet(path: Path, chunk_rows: int, kind: str):

@@ -77,3 +77,11 @@ def _write_lines(tmp_path, texts):
     path = tmp_path / "in.txt"
     path.write_text("\n".join(texts) + "\n")
     return path
+
+
+def test_json_lines_rows_without_an_id_get_their_row_number(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a"}\n{"id": "x7", "text": "b"}\n{"text": "c"}\n')
+    frame = score_to_frame(scoring.read_messages(path, chunk_rows=2))
+    assert frame["id"].tolist() == ["1", "x7", "3"]
+    assert frame["text"].tolist() == ["a", "b", "c"]
