@@ -48,12 +48,13 @@ def measured_run(command: list[str], env: dict | None = None) -> tuple[float, fl
     return seconds, usage.ru_maxrss / 1024
 
 
-def score_file(path: Path, date: str, outputs: Path = OUTPUTS) -> tuple[float, float]:
+def score_file(path: Path, date: str, *options: str, outputs: Path = OUTPUTS
+               ) -> tuple[float, float]:
     """One real BatchScore run of ``path`` (its partition is cleared first, so the run
     scores instead of finding its target complete); returns (seconds, peak RSS MB)."""
     shutil.rmtree(outputs / "scores" / date, ignore_errors=True)
     return measured_run(luigi_command("BatchScore", "--input", str(path), "--date", date,
-                                      outputs=outputs))
+                                      *options, outputs=outputs))
 
 
 def corpus_texts() -> list[str]:
@@ -85,6 +86,15 @@ def ensure_model(outputs: Path = OUTPUTS) -> None:
     the gate: the benchmarks measure the configured model even if an older one scored
     better in this benchmark folder."""
     measured_run(luigi_command("PromoteVersion", "--PromoteVersion-force", outputs=outputs))
+
+
+def configured(section: str, option: str) -> str:
+    """A setting of the repository's luigi.cfg, as the benchmarked runs read it."""
+    import configparser
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(REPO / "luigi.cfg")
+    return config[section][option]
 
 
 def median(values) -> float:

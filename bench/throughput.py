@@ -16,8 +16,13 @@ import numpy as np
 import harness
 
 
-def batch_score_seconds(rows: int, date: str) -> float:
-    return harness.score_file(harness.sampled_input(rows), date)[0]
+def batch_score_seconds(rows: int, date: str, *options: str) -> float:
+    return harness.score_file(harness.sampled_input(rows), date, *options)[0]
+
+
+def marginal_rate(small_rows: int, small: list[float], large_rows: int, large: list[float]
+                  ) -> float:
+    return (large_rows - small_rows) / (harness.median(large) - harness.median(small))
 
 
 def main() -> None:
@@ -29,11 +34,15 @@ def main() -> None:
     args = parser.parse_args()
     harness.ensure_model()
 
-    small, large = [], []
+    small, large, serial_small, serial_large = [], [], [], []
+    serial = ("--BatchScore-concurrent-batches", "1")
     for repeat in range(args.repeats):  # interleaved; a new date makes each run real work
         small.append(batch_score_seconds(args.small, f"2001-01-{repeat + 1:02d}"))
         large.append(batch_score_seconds(args.large, f"2001-02-{repeat + 1:02d}"))
-    marginal = (args.large - args.small) / (harness.median(large) - harness.median(small))
+        serial_small.append(batch_score_seconds(args.small, f"2001-03-{repeat + 1:02d}", *serial))
+        serial_large.append(batch_score_seconds(args.large, f"2001-04-{repeat + 1:02d}", *serial))
+    marginal = marginal_rate(args.small, small, args.large, large)
+    serial_rate = marginal_rate(args.small, serial_small, args.large, serial_large)
 
     from pipeline import export, serving
     base = harness.OUTPUTS / "serving" / "spam_ham"
@@ -50,9 +59,13 @@ def main() -> None:
     single_rate = harness.median(single)
 
     svm_rate = svm_messages_per_second(args.large, args.repeats)
+    concurrent = harness.configured("BatchScore", "concurrent_batches")
     rows = [
         ["BatchScore, end to end (marginal, "
-         f"{args.small:,} -> {args.large:,} rows)", f"{marginal:,.0f}", "1.0x"],
+         f"{args.small:,} -> {args.large:,} rows), concurrent_batches = {concurrent}",
+         f"{marginal:,.0f}", "1.0x"],
+        ["the same, concurrent_batches = 1 (one batch in the signature at a time)",
+         f"{serial_rate:,.0f}", f"{marginal / serial_rate:.2f}x (concurrent / one)"],
         ["one message per signature call", f"{single_rate:,.0f}",
          f"{marginal / single_rate:,.0f}x slower"],
         ["TF-IDF + linear SVM (scikit-learn), predict only", f"{svm_rate:,.0f}",

@@ -30,6 +30,7 @@ class ModelConfig:
     pooling: str                  # last (final state) | max (max over time)
     dropout: float
     word_dropout: float           # share of known words replaced by "unknown" in training
+    embedding_dropout: float      # share of embedding channels dropped for a whole message
     max_length: int               # tokens kept per message
     optimizer: str                # adam | rmsprop
     learning_rate: float
@@ -103,6 +104,9 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
                      name: str = "spam_rnn") -> keras.Model:
     """Embedding -> (bidirectional) recurrent layer -> dropout -> spam probability.
 
+    Optional in training only: word dropout before the embedding, channel (spatial)
+    dropout after it.
+
     Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words.
     """
     if config.rnn_type not in _RNN_LAYERS:
@@ -113,6 +117,9 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
         x = WordDropout(config.word_dropout, seed=config.seed, name="word_dropout")(x)
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
                                name="embedding")(x)
+    if config.embedding_dropout > 0:
+        # the same channels dropped at every word of a message (keeps the padding mask)
+        x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     if config.pooling not in ("last", "max"):
         raise ValueError(f"pooling {config.pooling!r} is not one of ['last', 'max']")
     recurrent = _RNN_LAYERS[config.rnn_type](

@@ -8,6 +8,7 @@ the row count in. A file that cannot be read as a whole is refused with a clear 
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -163,33 +164,53 @@ def _read_lines(path: Path, chunk_rows: int, kind: str):
             yield pd.DataFrame({"text": texts}), handle.tell()
 
 
-def score_texts(texts: list[str], score: ScoreFunction, batch_size: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Score in batches of similar length (less padding), then restore input order."""
+def score_texts(texts: list[str], score: ScoreFunction, batch_size: int,
+                pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score in batches of similar length (less padding), then restore input order.
+
+    With a thread pool, several batches are in the signature at once: TensorFlow runs them
+    outside the GIL, and small recurrent steps leave cores idle that a second batch fills.
+    """
     order = np.argsort([len(t) for t in texts], kind="stable")
+    batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
     probabilities = np.empty(len(texts), dtype=np.float32)
     labels = np.empty(len(texts), dtype=object)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        batch_probabilities, batch_labels = score([texts[i] for i in rows])
+    run = (lambda rows: score([texts[i] for i in rows]))
+    results = pool.map(run, batches) if pool else map(run, batches)
+    for rows, (batch_probabilities, batch_labels) in zip(batches, results):
         probabilities[rows] = batch_probabilities
         labels[rows] = batch_labels
     return probabilities, labels
 
 
-class CsvSink:
-    """Writes scored chunks as CSV to an open text handle (header first, even for 0 rows)."""
+def _output_schema():
+    import pyarrow as pa
 
-    def __init__(self, handle):
-        self.handle = handle
-        handle.write(",".join(OUTPUT_COLUMNS) + "\n")
+    return pa.schema([("id", pa.string()), ("text", pa.string()),
+                      ("spam_probability", pa.float32()), ("label", pa.string()),
+                      ("model_version", pa.int64())])
+
+
+class CsvSink:
+    """Writes scored chunks as one CSV file (header first, even for 0 rows) with Arrow's
+    writer: text fields quoted, probabilities in their shortest exact float32 form."""
+
+    def __init__(self, destination):
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        self._pa = pa
+        self.schema = _output_schema()
+        target = str(destination) if isinstance(destination, (str, Path)) else destination
+        self.writer = pa_csv.CSVWriter(target, self.schema,
+                                       write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
     def write(self, frame: pd.DataFrame) -> None:
-        # float32 probabilities are written in their shortest exact form
-        frame.to_csv(self.handle, header=False, index=False, lineterminator="\n")
+        self.writer.write_table(
+            self._pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
 
     def close(self) -> None:
-        pass
+        self.writer.close()
 
 
 class ParquetSink:
@@ -200,9 +221,7 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self.schema = pa.schema([("id", pa.string()), ("text", pa.string()),
-                                 ("spam_probability", pa.float32()), ("label", pa.string()),
-                                 ("model_version", pa.int64())])
+        self.schema = _output_schema()
         self.writer = pq.ParquetWriter(str(path), self.schema)
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -214,22 +233,33 @@ class ParquetSink:
 
 
 def score_messages(messages: Iterable[pd.DataFrame], sink, score: ScoreFunction,
-                   model_version: int, batch_size: int,
+                   model_version: int, batch_size: int, concurrent_batches: int = 1,
                    on_progress: Callable[[int], None] | None = None) -> int:
     """Score every ``id``/``text`` chunk of ``messages`` and write it to ``sink``.
 
-    Returns the number of rows written, which always equals the number of rows read.
+    ``concurrent_batches`` batches are scored at a time; a chunk is written while the next
+    one is scored (so at most two scored chunks are held). Returns the number of rows
+    written, which always equals the number of rows read.
     """
     rows = 0
-    for chunk in messages:
-        probabilities, labels = score_texts(chunk["text"].tolist(), score, batch_size)
-        scored = pd.DataFrame({"id": chunk["id"].to_numpy(), "text": chunk["text"].to_numpy(),
-                               "spam_probability": probabilities, "label": labels,
-                               "model_version": model_version})
-        sink.write(scored[OUTPUT_COLUMNS])
-        rows += len(scored)
-        if on_progress:
-            on_progress(rows)
+    pending: Future | None = None
+    with ThreadPoolExecutor(max(concurrent_batches, 1), "score") as pool, \
+            ThreadPoolExecutor(1, "write") as writer:
+        for chunk in messages:
+            probabilities, labels = score_texts(chunk["text"].tolist(), score, batch_size,
+                                                pool if concurrent_batches > 1 else None)
+            scored = pd.DataFrame({"id": chunk["id"].astype(str).to_numpy(),
+                                   "text": chunk["text"].to_numpy(),
+                                   "spam_probability": probabilities, "label": labels,
+                                   "model_version": model_version})
+            if pending:
+                pending.result()  # in order, and a failed write stops the run
+            pending = writer.submit(sink.write, scored[OUTPUT_COLUMNS])
+            rows += len(scored)
+            if on_progress:
+                on_progress(rows)
+        if pending:
+            pending.result()
     sink.close()
     return rows
 

@@ -151,12 +151,14 @@ class TrainRNN(PipelineTask):
     dropout = luigi.FloatParameter(default=0.3)
     word_dropout = luigi.FloatParameter(
         default=0.0, description="Share of known words hidden as unknown in training.")
+    embedding_dropout = luigi.FloatParameter(
+        default=0.2, description="Share of embedding channels dropped per message in training.")
     max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
     optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
-    learning_rate = luigi.FloatParameter(default=3e-3)
+    learning_rate = luigi.FloatParameter(default=1e-3)
     batch_size = luigi.IntParameter(default=32)
-    epochs = luigi.IntParameter(default=20)
-    early_stopping_patience = luigi.IntParameter(default=3)
+    epochs = luigi.IntParameter(default=40)
+    early_stopping_patience = luigi.IntParameter(default=5)
     seed = luigi.IntParameter(default=0, description="Training seed.")
     ensemble_size = luigi.IntParameter(
         default=1, description="Members averaged in one model (quality for scoring speed).")
@@ -369,6 +371,8 @@ class BatchScore(PipelineTask):
     shards = luigi.IntParameter(default=1, significant=False,
                                 description="Score the input as this many ScoreShard tasks.")
     batch_size = luigi.IntParameter(default=1024, significant=False)
+    concurrent_batches = luigi.IntParameter(
+        default=3, significant=False, description="Batches in the signature at a time.")
     chunk_rows = luigi.IntParameter(default=100_000, significant=False,
                                     description="Rows read and written at a time.")
 
@@ -403,7 +407,8 @@ class BatchScore(PipelineTask):
             shard_tasks = [ScoreShard(date=self.date, messages_path=self.messages_path,
                                       shard=shard, shards=self.shards,
                                       chunk_rows=self.chunk_rows, model_version=version or 0,
-                                      batch_size=self.batch_size)
+                                      batch_size=self.batch_size,
+                                      concurrent_batches=self.concurrent_batches)
                            for shard in range(self.shards)]
             yield shard_tasks
             parts = [Path(task.output().path) for task in shard_tasks]
@@ -416,7 +421,8 @@ class BatchScore(PipelineTask):
                                           on_fraction=self._report_fraction)
                     if self.messages_path else [self._test_split()])
         rows = self._write(lambda sink: scoring.score_messages(
-            messages, sink, signature, version, self.batch_size, on_progress=self._report_rows))
+            messages, sink, signature, version, self.batch_size, self.concurrent_batches,
+            on_progress=self._report_rows))
         self.set_progress_percentage(100)
         self.set_status_message(f"scored {rows:,} rows with version {version}")
 
@@ -427,8 +433,7 @@ class BatchScore(PipelineTask):
         with atomic_path(self.output().path) as temporary:
             if self.output_format == "parquet":
                 return fill(scoring.ParquetSink(temporary))
-            with open(temporary, "w", encoding="utf-8", newline="") as handle:
-                return fill(scoring.CsvSink(handle))
+            return fill(scoring.CsvSink(temporary))
 
     def _test_split(self):
         """The corpus test split as a scoring input (id = corpus line number)."""
@@ -454,6 +459,7 @@ class ScoreShard(luigi.Task):
     chunk_rows = luigi.IntParameter(description="Rows per chunk: defines the partition.")
     model_version = luigi.IntParameter()
     batch_size = luigi.IntParameter(default=1024, significant=False)
+    concurrent_batches = luigi.IntParameter(default=3, significant=False)
 
     def requires(self):
         return {"model": PromoteVersion(), "messages": MessagesFile(self.messages_path)}
@@ -473,6 +479,7 @@ class ScoreShard(luigi.Task):
         with atomic_path(self.output().path) as temporary:
             rows = scoring.score_messages(chunks, scoring.ParquetSink(temporary), signature,
                                           self.model_version, self.batch_size,
+                                          self.concurrent_batches,
                                           on_progress=self._report_rows)
         self.set_status_message(f"scored {rows:,} rows of shard {self.shard + 1}/{self.shards}")
 

@@ -3,7 +3,7 @@ import numpy as np
 from pipeline import model
 
 TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
-                         dropout=0.1, word_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
+                         dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3)
 
 
@@ -77,3 +77,17 @@ def test_word_dropout_training_is_still_reproducible():
     first, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
     second, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
     assert model.weights_checksum(first) == model.weights_checksum(second)
+
+
+def test_embedding_dropout_is_reproducible_keeps_the_mask_and_is_off_at_inference():
+    config = model.ModelConfig(**{**TINY.as_dict(), "embedding_dropout": 0.3})
+    first, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    second, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    assert model.weights_checksum(first) == model.weights_checksum(second)
+    plain, _ = model.train_classifier(*_data(), vocabulary_size=30, config=TINY)
+    assert model.weights_checksum(first) != model.weights_checksum(plain)
+    ids = np.array([[5, 6, 7, 0], [9, 8, 0, 0]], "int32")
+    padded = np.pad(ids, [(0, 0), (0, 5)])
+    p = model.predict_probabilities(first, ids)
+    np.testing.assert_array_equal(p, model.predict_probabilities(first, ids))  # inference: no noise
+    np.testing.assert_allclose(model.predict_probabilities(first, padded), p, atol=1e-6)

@@ -222,9 +222,10 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     logs = [w.communicate(timeout=600)[1] for w in workers]
-    # A process whose remaining tasks were finished by the other one exits not_run (25),
-    # as luigi's [retcode] documents; it must never report a failure.
-    assert {w.returncode for w in workers} <= {0, 25}, logs[0][-2000:] + logs[1][-2000:]
+    # A process whose remaining tasks were finished by the other one exits not_run (25), or
+    # already_running (10) if the other was still running one when it stopped, as luigi's
+    # [retcode] documents; it must never report a failure (30 and above).
+    assert {w.returncode for w in workers} <= {0, 10, 25}, logs[0][-2000:] + logs[1][-2000:]
     assert not any("failed" in log.split("Execution Summary")[-1] for log in logs)
 
     ran = [[line.split("BatchScore(date=")[1][:10] for line in log.splitlines()

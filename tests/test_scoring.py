@@ -13,10 +13,10 @@ def fake_score(texts):
     return p, np.where(p >= 0.5, "spam", "ham")
 
 
-def score_to_frame(messages, batch_size=3):
-    out = io.StringIO()
+def score_to_frame(messages, batch_size=3, concurrent_batches=1):
+    out = io.BytesIO()
     rows = scoring.score_messages(messages, scoring.CsvSink(out), fake_score, model_version=7,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, concurrent_batches=concurrent_batches)
     out.seek(0)
     frame = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
     assert rows == len(frame)
@@ -66,11 +66,41 @@ def test_shards_joined_in_order_equal_one_pass(tmp_path):
         scoring.score_messages(scoring.shard_chunks(chunks(), shard, 3),
                                scoring.ParquetSink(part), fake_score, 7, batch_size=3)
         parts.append(part)
-    out = io.StringIO()
+    out = io.BytesIO()
     assert scoring.join_shards(parts, scoring.CsvSink(out)) == 23
     out.seek(0)
     joined = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(joined, whole)
+
+
+def test_concurrent_batches_give_the_same_rows_in_the_same_order():
+    texts = [f"message {i} " * (i % 11) for i in range(200)]
+    messages = lambda: [pd.DataFrame({"id": range(start, start + 50),  # noqa: E731
+                                      "text": texts[start:start + 50]})
+                        for start in range(0, 200, 50)]
+    one_at_a_time = score_to_frame(messages(), batch_size=7)
+    concurrent = score_to_frame(messages(), batch_size=7, concurrent_batches=3)
+    pd.testing.assert_frame_equal(concurrent, one_at_a_time)
+    assert concurrent["id"].tolist() == [str(i) for i in range(200)]
+
+
+def test_a_failing_write_stops_the_run():
+    class FullDisk:
+        def write(self, frame):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            raise AssertionError("a failed output must not be closed as if complete")
+
+    with pytest.raises(OSError, match="No space left"):
+        scoring.score_messages([pd.DataFrame({"id": ["1"], "text": ["hi"]})] * 3, FullDisk(),
+                               fake_score, 7, batch_size=2)
+
+
+def test_csv_output_of_no_rows_still_has_its_header(tmp_path):
+    path = tmp_path / "out.csv"
+    assert scoring.score_messages([], scoring.CsvSink(path), fake_score, 7, batch_size=2) == 0
+    assert path.read_text().splitlines() == [",".join(f'"{c}"' for c in scoring.OUTPUT_COLUMNS)]
 
 
 def _write_lines(tmp_path, texts):
