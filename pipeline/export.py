@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline import text
+from pipeline import fused_gru, text
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_SPAM = "predict_spam"
@@ -48,10 +48,11 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     """Write the SavedModel, its warmup requests and its provenance into ``destination``."""
     lookup = text.make_lookup(vocabulary)
     threshold_value = float(threshold)
+    fused = fused_gru.fuse(model)
+    network = fused if fused else (lambda ids: tf.reshape(model(ids, training=False), [-1]))
 
     def score(texts):
-        ids = text.ids_from_tokens(text.tokenize(texts), lookup, max_length)
-        return tf.reshape(model(ids, training=False), [-1])
+        return network(text.ids_from_tokens(text.tokenize(texts), lookup, max_length))
 
     def predict(texts):
         probability = score(texts)
@@ -66,7 +67,7 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
         return {"classes": classes, "scores": scores}
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(fused if fused else model)
     archive.track(lookup)
     texts_spec = [tf.TensorSpec([None], tf.string, name="texts")]
     archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
@@ -77,7 +78,8 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     _mark_classify_signature(destination)
     write_warmup_requests(destination / WARMUP_FILE, model_name)
     (destination / PROVENANCE_FILE).write_text(
-        json.dumps({**provenance, "threshold": threshold_value}, indent=2, sort_keys=True))
+        json.dumps({**provenance, "threshold": threshold_value,
+                    "network": "fused GRU" if fused else "keras"}, indent=2, sort_keys=True))
 
 
 def _mark_classify_signature(export_dir: Path) -> None:

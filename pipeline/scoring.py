@@ -183,6 +183,20 @@ def score_texts(texts: list[str], score: ScoreFunction, batch_size: int,
     return probabilities, labels
 
 
+def one_tensorflow_thread_per_batch() -> bool:
+    """Run each batch's TensorFlow kernels on one thread, so that concurrent batches share
+    the cores instead of each asking for all of them. TensorFlow accepts this only before
+    it starts in the process (a run that has just trained keeps its threads); returns
+    whether it took effect."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _output_schema():
     import pyarrow as pa
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -22,6 +23,8 @@ from luigi.task import flatten, getpaths
 
 from pipeline import corpus, serving
 from pipeline.atomic_output import atomic_directory, atomic_path
+
+logger = logging.getLogger("luigi-interface")
 
 UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
@@ -117,7 +120,7 @@ class BuildVocab(PipelineTask):
     """Count training-split tokens with the serving-time standardization."""
 
     output_kind = "vocab"
-    min_count = luigi.IntParameter(default=2, description="Keep tokens seen this often.")
+    min_count = luigi.IntParameter(default=1, description="Keep tokens seen this often.")
     max_size = luigi.IntParameter(default=20000, description="Keep at most this many tokens.")
 
     def requires(self):
@@ -351,6 +354,14 @@ def load_live_signature(version: int | None):
             "folder") from None
 
 
+def _prepare_concurrent_scoring(concurrent_batches: int) -> None:
+    from pipeline import scoring
+
+    if concurrent_batches > 1 and not scoring.one_tensorflow_thread_per_batch():
+        logger.info("TensorFlow already runs in this process: concurrent batches keep its "
+                    "default threads (a scoring-only run is faster)")
+
+
 class BatchScore(PipelineTask):
     """Score a file of messages with the live version's ``serving_default`` signature.
 
@@ -416,6 +427,7 @@ class BatchScore(PipelineTask):
             rows = self._write(lambda sink: scoring.join_shards(parts, sink))
             self.set_status_message(f"joined {rows:,} rows from {len(parts)} shards")
             return
+        _prepare_concurrent_scoring(self.concurrent_batches)
         signature = load_live_signature(version)
         messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
                                           on_fraction=self._report_fraction)
@@ -473,6 +485,7 @@ class ScoreShard(luigi.Task):
     def run(self):
         from pipeline import scoring
 
+        _prepare_concurrent_scoring(self.concurrent_batches)
         signature = load_live_signature(self.model_version or None)
         chunks = scoring.shard_chunks(
             scoring.read_messages(self.messages_path, self.chunk_rows), self.shard, self.shards)

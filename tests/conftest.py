@@ -165,8 +165,9 @@ def small_chain(tmp_path_factory, small_corpus_zip):
         export_dir = tasks.ExportSavedModel().output_folder()
         training_dir = tasks.TrainRNN().output_folder()
         corpus_dir = tasks.DownloadCorpus().output_folder()
+        vocab_dir = tasks.BuildVocab().output_folder()
     return {"settings": settings, "outputs": outputs, "export": export_dir,
-            "training": training_dir, "corpus": corpus_dir,
+            "training": training_dir, "corpus": corpus_dir, "vocab": vocab_dir,
             "serving": outputs / "serving" / "spam_ham"}
 
 

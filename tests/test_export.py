@@ -93,3 +93,18 @@ def test_saved_model_cli_runs_raw_text(small_chain):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key spam_probability" in result.stdout
+
+
+def test_export_scores_equal_the_trained_keras_model(small_chain):
+    import keras
+
+    from pipeline import text, vocabulary
+    provenance = export.read_provenance(small_chain["export"])
+    assert provenance["network"] == "fused GRU"  # the default architecture's fast graph
+    trained = keras.models.load_model(small_chain["training"] / "model.keras")
+    words = vocabulary.read_vocabulary(small_chain["vocab"] / "vocab.tsv")
+    max_length = json.loads((small_chain["training"] / "metrics.json").read_text())[
+        "config"]["max_length"]
+    expected = trained.predict(text.encode_numpy(MESSAGES, words, max_length), verbose=0)
+    probabilities, _ = export.ServingSignature(small_chain["export"])(MESSAGES)
+    np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=1e-6)

@@ -115,3 +115,22 @@ def test_json_lines_rows_without_an_id_get_their_row_number(tmp_path):
     frame = score_to_frame(scoring.read_messages(path, chunk_rows=2))
     assert frame["id"].tolist() == ["1", "x7", "3"]
     assert frame["text"].tolist() == ["a", "b", "c"]
+
+
+def test_one_thread_per_batch_takes_effect_only_before_tensorflow_starts():
+    import subprocess
+    import sys
+
+    def run(program: str) -> str:
+        done = subprocess.run([sys.executable, "-c", "import tensorflow as tf\n"
+                               "from pipeline import scoring\n" + program],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.split()[-1]
+
+    assert run("print(scoring.one_tensorflow_thread_per_batch(),"
+               " tf.config.threading.get_intra_op_parallelism_threads())") == "1"
+    assert run("print(scoring.one_tensorflow_thread_per_batch())") == "True"
+    # once TensorFlow has run (as after TrainRNN in the same process): no error, no change
+    assert run("tf.constant([1.0]) + 1.0\n"
+               "print(scoring.one_tensorflow_thread_per_batch())") == "False"

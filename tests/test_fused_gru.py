@@ -1,0 +1,38 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline import fused_gru, model
+from test_model import TINY, _data
+
+DEFAULT_LIKE = dataclasses.replace(TINY, bidirectional=False, word_dropout=0.1,
+                                   embedding_dropout=0.2)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    classifier, _ = model.train_classifier(*_data(), vocabulary_size=30, config=DEFAULT_LIKE)
+    return classifier
+
+
+def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained):
+    fused = fused_gru.fuse(trained)
+    assert fused is not None
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 30, size=(40, 9)).astype("int32")  # 1 = unknown word
+    lengths = rng.integers(0, 10, size=40)                   # 0: an empty message
+    ids[np.arange(9) >= lengths[:, None]] = 0
+    expected = model.predict_probabilities(trained, ids)
+    np.testing.assert_allclose(fused(ids).numpy(), expected, atol=1e-6)
+    # trailing padding does not change a score
+    np.testing.assert_allclose(fused(np.pad(ids, [(0, 0), (0, 4)])).numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", [{"bidirectional": True}, {"rnn_type": "lstm"},
+                                    {"pooling": "max"}, {"ensemble_size": 2, "epochs": 1}])
+def test_other_architectures_keep_the_keras_call(change):
+    config = dataclasses.replace(DEFAULT_LIKE, **change)
+    classifier = (model.train_classifier(*_data(), vocabulary_size=30, config=config)[0]
+                  if config.ensemble_size > 1 else model.build_classifier(30, config))
+    assert fused_gru.fuse(classifier) is None
