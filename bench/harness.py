@@ -88,13 +88,11 @@ def ensure_model(outputs: Path = OUTPUTS) -> None:
     measured_run(luigi_command("PromoteVersion", "--PromoteVersion-force", outputs=outputs))
 
 
-def configured(section: str, option: str) -> str:
-    """A setting of the repository's luigi.cfg, as the benchmarked runs read it."""
-    import configparser
+def use_repository_config() -> None:
+    """Read the repository's luigi.cfg in this process, as the benchmarked runs do."""
+    import luigi.configuration
 
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(REPO / "luigi.cfg")
-    return config[section][option]
+    luigi.configuration.add_config_path(str(REPO / "luigi.cfg"))
 
 
 def median(values) -> float:

@@ -29,9 +29,7 @@ COLUMNS = ["accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "pr_auc"]
 
 
 def our_settings():
-    import luigi.configuration
-
-    luigi.configuration.add_config_path(str(harness.REPO / "luigi.cfg"))
+    harness.use_repository_config()
     from pipeline import tasks
     train = tasks.TrainRNN()
     return (train.model_config(), tasks.BuildVocab().min_count, tasks.BuildVocab().max_size,
@@ -59,20 +57,20 @@ def svm_run(table, max_ham_blocked):
     from sklearn.pipeline import make_pipeline, make_union
     from sklearn.svm import LinearSVC
 
-    from pipeline import metrics
+    from pipeline import corpus, metrics
     started = time.perf_counter()
-    split = {name: table[table.split == name] for name in ("train", "validation", "test")}
-    labels = {name: (rows["label"] == "spam").to_numpy() for name, rows in split.items()}
+    split = {name: corpus.texts_and_labels(table, name)
+             for name in ("train", "validation", "test")}
     model = make_pipeline(make_union(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
-        LinearSVC(C=1.0)).fit(split["train"]["text"], labels["train"])
+        LinearSVC(C=1.0)).fit(*split["train"])
     # margins -> (0, 1) with a logistic squash, so the same threshold rule applies
-    scores = {name: 1 / (1 + np.exp(-2 * model.decision_function(rows["text"])))
-              for name, rows in split.items() if name != "train"}
-    threshold = metrics.threshold_for_ham_blocked(labels["validation"], scores["validation"],
+    scores = {name: 1 / (1 + np.exp(-2 * model.decision_function(texts)))
+              for name, (texts, _) in split.items() if name != "train"}
+    threshold = metrics.threshold_for_ham_blocked(split["validation"][1], scores["validation"],
                                                   max_ham_blocked, 0.5)
-    result = metrics.classification_metrics(labels["test"], scores["test"], threshold)
+    result = metrics.classification_metrics(split["test"][1], scores["test"], threshold)
     return [{**result, "seconds": time.perf_counter() - started, "epochs": "-"}]
 
 

@@ -59,7 +59,9 @@ def main() -> None:
     single_rate = harness.median(single)
 
     svm_rate = svm_messages_per_second(args.large, args.repeats)
-    concurrent = harness.configured("BatchScore", "concurrent_batches")
+    harness.use_repository_config()
+    from pipeline import tasks
+    concurrent = tasks.BatchScore().concurrent_batches
     rows = [
         ["BatchScore, end to end (marginal, "
          f"{args.small:,} -> {args.large:,} rows), concurrent_batches = {concurrent}",

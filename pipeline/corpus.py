@@ -274,3 +274,9 @@ def read_corpus_table(path: Path | str) -> pd.DataFrame:
     """Read a table written by :func:`build_corpus_table` (texts stay strings, even "NA")."""
     return pd.read_csv(path, dtype={"line": "int64", "label": str, "text": str, "split": str},
                        keep_default_na=False, na_filter=False)
+
+
+def texts_and_labels(table: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray]:
+    """The texts of one split of a corpus table and their labels (True for spam)."""
+    rows = table[table["split"] == split]
+    return rows["text"].tolist(), (rows["label"] == "spam").to_numpy()

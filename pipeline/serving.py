@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.atomic_output import fsync_directory, fsync_tree, remove_path
+from pipeline.atomic_output import atomic_file, fsync_directory, fsync_tree, remove_path
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
 _INCOMING_PREFIX = ".incoming-"
@@ -217,8 +217,6 @@ def write_model_config(path: Path, model_name: str, base: Path, stable: int,
             "    model_platform: 'tensorflow'\n"
             f"    model_version_policy {{\n      specific {{\n{specific}      }}\n    }}\n"
             f"{labels}  }}\n}}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    with atomic_file(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return path

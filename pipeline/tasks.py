@@ -284,8 +284,7 @@ class PromoteVersion(PipelineTask):
             self.set_status_message("smoke test: loading the export in a fresh process")
             self._smoke_test(staged, base, export_id)
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
-        test = table[table.split == "test"]
-        texts, labels = test["text"].tolist(), (test["label"] == "spam").to_numpy()
+        texts, labels = corpus.texts_and_labels(table, "test")
         self.set_status_message("gate: scoring the test split with candidate and live")
         candidate = export.evaluate_export(staged, texts, labels)
         live = serving.live_version(base)
@@ -337,10 +336,16 @@ class MessagesFile(luigi.ExternalTask):
         return luigi.LocalTarget(self.path)
 
 
-def load_live_signature(version: int | None):
-    """The ``serving_default`` signature of a published version, or a clear error."""
-    from pipeline import export
+def load_live_signature(version: int | None, concurrent_batches: int = 1):
+    """The ``serving_default`` signature of a published version, or a clear error.
 
+    For ``concurrent_batches`` > 1, each batch is first given one TensorFlow thread when
+    TensorFlow has not started in this process yet (see ``scoring``)."""
+    from pipeline import export, scoring
+
+    if concurrent_batches > 1 and not scoring.one_tensorflow_thread_per_batch():
+        logger.info("TensorFlow already runs in this process: concurrent batches keep its "
+                    "default threads (a scoring-only run is faster)")
     if version is None:
         raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
     folder = serving_base() / str(version)
@@ -352,14 +357,6 @@ def load_live_signature(version: int | None):
             f"{type(error).__name__}: {str(error).splitlines()[0][:300]}. Roll back to a "
             "good version (python -m pipeline.versions rollback N) or remove the broken "
             "folder") from None
-
-
-def _prepare_concurrent_scoring(concurrent_batches: int) -> None:
-    from pipeline import scoring
-
-    if concurrent_batches > 1 and not scoring.one_tensorflow_thread_per_batch():
-        logger.info("TensorFlow already runs in this process: concurrent batches keep its "
-                    "default threads (a scoring-only run is faster)")
 
 
 class BatchScore(PipelineTask):
@@ -427,8 +424,7 @@ class BatchScore(PipelineTask):
             rows = self._write(lambda sink: scoring.join_shards(parts, sink))
             self.set_status_message(f"joined {rows:,} rows from {len(parts)} shards")
             return
-        _prepare_concurrent_scoring(self.concurrent_batches)
-        signature = load_live_signature(version)
+        signature = load_live_signature(version, self.concurrent_batches)
         messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
                                           on_fraction=self._report_fraction)
                     if self.messages_path else [self._test_split()])
@@ -485,8 +481,7 @@ class ScoreShard(luigi.Task):
     def run(self):
         from pipeline import scoring
 
-        _prepare_concurrent_scoring(self.concurrent_batches)
-        signature = load_live_signature(self.model_version or None)
+        signature = load_live_signature(self.model_version or None, self.concurrent_batches)
         chunks = scoring.shard_chunks(
             scoring.read_messages(self.messages_path, self.chunk_rows), self.shard, self.shards)
         with atomic_path(self.output().path) as temporary:

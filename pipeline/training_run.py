@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import metrics, text, vocabulary
+from pipeline import corpus, metrics, text, vocabulary
 from pipeline.report import write_report
 from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
                             train_classifier, weights_checksum)
-
-
-def _split(table: pd.DataFrame, name: str) -> tuple[list[str], np.ndarray]:
-    rows = table[table["split"] == name]
-    return rows["text"].tolist(), (rows["label"] == "spam").to_numpy()
 
 
 def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
@@ -27,7 +22,7 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     and probabilities."""
     encoded = {}
     for name in ("train", "validation", "test"):
-        texts, labels = _split(table, name)
+        texts, labels = corpus.texts_and_labels(table, name)
         encoded[name] = (text.encode_numpy(texts, words, config.max_length), labels, texts)
     model, history = train_classifier(
         encoded["train"][0], encoded["train"][1], encoded["validation"][0],
