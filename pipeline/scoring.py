@@ -8,6 +8,7 @@ the row count in. A file that cannot be read as a whole is refused with a clear 
 from __future__ import annotations
 
 import json
+from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -171,16 +172,37 @@ def score_texts(texts: list[str], score: ScoreFunction, batch_size: int,
     With a thread pool, several batches are in the signature at once: TensorFlow runs them
     outside the GIL, and small recurrent steps leave cores idle that a second batch fills.
     """
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    batches = [order[start:start + batch_size] for start in range(0, len(texts), batch_size)]
-    probabilities = np.empty(len(texts), dtype=np.float32)
-    labels = np.empty(len(texts), dtype=object)
-    run = (lambda rows: score([texts[i] for i in rows]))
-    results = pool.map(run, batches) if pool else map(run, batches)
-    for rows, (batch_probabilities, batch_labels) in zip(batches, results):
-        probabilities[rows] = batch_probabilities
-        labels[rows] = batch_labels
-    return probabilities, labels
+    if pool is None:
+        with ThreadPoolExecutor(1, "score") as one_at_a_time:
+            return ScoredBatches(texts, score, batch_size, one_at_a_time).result()
+    return ScoredBatches(texts, score, batch_size, pool).result()
+
+
+class ScoredBatches:
+    """The texts cut into batches of similar length (less padding), each submitted to
+    ``pool``; ``result()`` waits for them and returns probabilities and labels in input
+    order."""
+
+    def __init__(self, texts: list[str], score: ScoreFunction, batch_size: int,
+                 pool: Executor):
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        self.size = len(texts)
+        self.batches = [order[start:start + batch_size]
+                        for start in range(0, len(texts), batch_size)]
+        self.futures = [pool.submit(lambda rows: score([texts[i] for i in rows]), rows)
+                        for rows in self.batches]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        results = [future.result() for future in self.futures]
+        if not results:
+            return np.empty(0, np.float32), np.empty(0, str)
+        order = np.concatenate(self.batches)
+        probabilities = np.empty(self.size, np.float32)
+        probabilities[order] = np.concatenate([p for p, _ in results])
+        batch_labels = np.concatenate([np.asarray(labels) for _, labels in results])
+        labels = np.empty_like(batch_labels)
+        labels[order] = batch_labels
+        return probabilities, labels
 
 
 def one_tensorflow_thread_per_batch() -> bool:
@@ -205,23 +227,33 @@ def _output_schema():
                       ("model_version", pa.int64())])
 
 
+def scored_table(chunk: pd.DataFrame, probabilities: np.ndarray, labels: np.ndarray,
+                 model_version: int):
+    """The output rows of a scored ``id``/``text`` chunk, as an Arrow table for the sinks
+    (the chunk's Arrow-backed strings are reused, not converted to Python objects)."""
+    import pyarrow as pa
+
+    schema = _output_schema()
+    return pa.Table.from_arrays(
+        [pa.array(chunk["id"].astype(str), pa.string()), pa.array(chunk["text"], pa.string()),
+         pa.array(probabilities, pa.float32()), pa.array(labels, pa.string()),
+         pa.array(np.full(len(chunk), model_version), pa.int64())], schema=schema)
+
+
 class CsvSink:
     """Writes scored chunks as one CSV file (header first, even for 0 rows) with Arrow's
     writer: text fields quoted, probabilities in their shortest exact float32 form."""
 
     def __init__(self, destination):
-        import pyarrow as pa
         import pyarrow.csv as pa_csv
 
-        self._pa = pa
         self.schema = _output_schema()
         target = str(destination) if isinstance(destination, (str, Path)) else destination
         self.writer = pa_csv.CSVWriter(target, self.schema,
                                        write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
-    def write(self, frame: pd.DataFrame) -> None:
-        self.writer.write_table(
-            self._pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+    def write(self, table) -> None:
+        self.writer.write_table(table)
 
     def close(self) -> None:
         self.writer.close()
@@ -231,16 +263,13 @@ class ParquetSink:
     """Writes scored chunks as row groups of one Parquet file."""
 
     def __init__(self, path: Path | str):
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self._pa = pa
         self.schema = _output_schema()
         self.writer = pq.ParquetWriter(str(path), self.schema)
 
-    def write(self, frame: pd.DataFrame) -> None:
-        table = self._pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
-        self.writer.write_table(table, row_group_size=max(len(frame), 1))  # a chunk a group
+    def write(self, table) -> None:
+        self.writer.write_table(table, row_group_size=max(len(table), 1))  # a chunk a group
 
     def close(self) -> None:
         self.writer.close()
@@ -249,33 +278,58 @@ class ParquetSink:
 def score_messages(messages: Iterable[pd.DataFrame], sink, score: ScoreFunction,
                    model_version: int, batch_size: int, concurrent_batches: int = 1,
                    on_progress: Callable[[int], None] | None = None) -> int:
-    """Score every ``id``/``text`` chunk of ``messages`` and write it to ``sink``.
+    """Score every ``id``/``text`` chunk of ``messages`` and write it to ``sink``, in order.
 
-    ``concurrent_batches`` batches are scored at a time; a chunk is written while the next
-    one is scored (so at most two scored chunks are held). Returns the number of rows
-    written, which always equals the number of rows read.
+    Three things overlap so that no core waits: the next chunk is read while this one is
+    scored, ``concurrent_batches`` batches are in the signature at a time (the batches of
+    chunk k+1 start while the last ones of chunk k finish), and a scored chunk is written
+    while later ones are scored. At most four chunks are held at once (one read ahead, two
+    being scored, one being written), so memory does not grow with the input. Returns the
+    number of rows written, which always equals the number of rows read.
     """
     rows = 0
-    pending: Future | None = None
+    in_flight: deque = deque()  # (chunk, its batches in the pool), oldest first
+    written: Future | None = None
+
+    def write_oldest() -> None:
+        nonlocal rows, written
+        chunk, batches = in_flight.popleft()
+        probabilities, labels = batches.result()
+        if written:
+            written.result()  # in order, and a failed write stops the run
+        written = writer.submit(
+            lambda: sink.write(scored_table(chunk, probabilities, labels, model_version)))
+        rows += len(chunk)
+        if on_progress:
+            on_progress(rows)
+
     with ThreadPoolExecutor(max(concurrent_batches, 1), "score") as pool, \
-            ThreadPoolExecutor(1, "write") as writer:
-        for chunk in messages:
-            probabilities, labels = score_texts(chunk["text"].tolist(), score, batch_size,
-                                                pool if concurrent_batches > 1 else None)
-            scored = pd.DataFrame({"id": chunk["id"].astype(str).to_numpy(),
-                                   "text": chunk["text"].to_numpy(),
-                                   "spam_probability": probabilities, "label": labels,
-                                   "model_version": model_version})
-            if pending:
-                pending.result()  # in order, and a failed write stops the run
-            pending = writer.submit(sink.write, scored[OUTPUT_COLUMNS])
-            rows += len(scored)
-            if on_progress:
-                on_progress(rows)
-        if pending:
-            pending.result()
+            ThreadPoolExecutor(1, "read") as reader, ThreadPoolExecutor(1, "write") as writer:
+        for chunk in _read_ahead(messages, reader):
+            texts = chunk["text"].tolist()
+            in_flight.append((chunk, ScoredBatches(texts, score, batch_size, pool)))
+            if len(in_flight) > 1:
+                write_oldest()
+        while in_flight:
+            write_oldest()
+        if written:
+            written.result()
     sink.close()
     return rows
+
+
+def _read_ahead(chunks: Iterable[pd.DataFrame], reader: Executor) -> Iterator[pd.DataFrame]:
+    """``chunks`` in order, the next one read by ``reader`` while the caller uses this one;
+    an error reading a chunk is raised where that chunk would have been yielded."""
+    chunks = iter(chunks)
+    end = object()
+    following = reader.submit(next, chunks, end)
+    while True:
+        chunk = following.result()
+        if chunk is end:
+            return
+        following = reader.submit(next, chunks, end)
+        yield chunk
 
 
 def shard_chunks(chunks: Iterable[pd.DataFrame], shard: int, shards: int
@@ -305,8 +359,8 @@ def join_shards(parts: list[Path], sink) -> int:
                              "the shards were not cut from the same input; delete them")
     rows = 0
     for index in range(total):
-        frame = files[index % len(parts)].read_row_group(index // len(parts)).to_pandas()
-        sink.write(frame[OUTPUT_COLUMNS])
-        rows += len(frame)
+        table = files[index % len(parts)].read_row_group(index // len(parts))
+        sink.write(table.select(OUTPUT_COLUMNS))
+        rows += len(table)
     sink.close()
     return rows

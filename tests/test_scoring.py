@@ -134,3 +134,57 @@ def test_one_thread_per_batch_takes_effect_only_before_tensorflow_starts():
     # once TensorFlow has run (as after TrainRNN in the same process): no error, no change
     assert run("tf.constant([1.0]) + 1.0\n"
                "print(scoring.one_tensorflow_thread_per_batch())") == "False"
+
+
+class RecordingSink:
+    """Keeps what score_messages writes; closing it is what marks an output complete."""
+
+    def __init__(self):
+        self.tables, self.closed = [], False
+
+    def write(self, table):
+        self.tables.append(table)
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_chunk_that_cannot_be_read_stops_the_run_after_the_chunks_before_it():
+    def chunks():
+        yield pd.DataFrame({"id": ["1", "2"], "text": ["a", "b"]})
+        yield pd.DataFrame({"id": ["3"], "text": ["c"]})
+        raise scoring.BatchInputError("batch input x.jsonl line 4 is not JSON")
+
+    sink = RecordingSink()
+    with pytest.raises(scoring.BatchInputError, match="line 4"):
+        scoring.score_messages(chunks(), sink, fake_score, 7, batch_size=1,
+                               concurrent_batches=3)
+    assert not sink.closed
+    assert sum(len(table) for table in sink.tables) <= 3
+
+
+def test_a_failing_batch_stops_the_run_and_the_output_stays_incomplete():
+    def score(texts):
+        if "bad" in texts:
+            raise RuntimeError("signature failed")
+        return fake_score(texts)
+
+    messages = [pd.DataFrame({"id": ["1", "2"], "text": ["ok", "fine"]}),
+                pd.DataFrame({"id": ["3", "4"], "text": ["bad", "ok"]}),
+                pd.DataFrame({"id": ["5"], "text": ["later"]})]
+    sink = RecordingSink()
+    with pytest.raises(RuntimeError, match="signature failed"):
+        scoring.score_messages(messages, sink, score, 7, batch_size=1, concurrent_batches=2)
+    assert not sink.closed
+    assert [table["id"].to_pylist() for table in sink.tables] in ([], [["1", "2"]])
+
+
+def test_many_chunks_in_flight_keep_every_row_in_input_order():
+    texts = [f"w{i} " * (i * 7 % 23) for i in range(1000)]
+    messages = [pd.DataFrame({"id": [str(i) for i in range(start, min(start + 37, 1000))],
+                              "text": texts[start:start + 37]})
+                for start in range(0, 1000, 37)]
+    frame = score_to_frame(messages, batch_size=5, concurrent_batches=4)
+    assert frame["id"].tolist() == [str(i) for i in range(1000)]
+    assert frame["text"].tolist() == texts
+    assert frame["spam_probability"].tolist() == pytest.approx(fake_score(texts)[0].tolist())
