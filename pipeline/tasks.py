@@ -21,7 +21,7 @@ import luigi
 import luigi.tools.range  # noqa: F401 - makes RangeDaily available for backfills
 from luigi.task import flatten, getpaths
 
-from pipeline import corpus, serving
+from pipeline import corpus, serving, token_rules
 from pipeline.atomic_output import atomic_directory, atomic_path
 
 logger = logging.getLogger("luigi-interface")
@@ -61,8 +61,13 @@ class PipelineTask(luigi.Task):
         upstream = sorted(t.fingerprint() for t in flatten(self.requires())
                           if isinstance(t, PipelineTask))
         own = self.to_str_params(only_significant=True, only_public=True)
-        payload = json.dumps([self.task_family, own, upstream], sort_keys=True)
+        payload = json.dumps([self.task_family, own, upstream, *self.rules()], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def rules(self) -> list[str]:
+        """Fingerprints of code rules that decide this task's output besides its parameters
+        and inputs (none for most tasks)."""
+        return []
 
     def output(self):
         return luigi.LocalTarget(str(outputs_root() / self.output_kind / self.fingerprint()))
@@ -125,6 +130,9 @@ class BuildVocab(PipelineTask):
 
     def requires(self):
         return DownloadCorpus()
+
+    def rules(self) -> list[str]:
+        return [token_rules.fingerprint()]  # new rules, new vocabulary (and model)
 
     def run(self):
         from pipeline import vocabulary

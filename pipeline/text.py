@@ -12,29 +12,23 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
+from pipeline import token_rules as rules
+
 # Token ids: 0 pads a sequence, 1 stands for any word outside the vocabulary.
 PAD_ID = 0
 OOV_ID = 1
 RESERVED_TOKENS = 2
 
-URL_TOKEN = "xxurl"
-LONG_NUMBER_TOKEN = "xxnum"
-
-_URL = r"(https?://\S+|www\.\S+)"
-# Phone numbers and short codes are strong spam cues; their exact digits are not.
-_LONG_NUMBER = r"\d{4,}"
-# Punctuation that carries meaning in SMS spam is kept as tokens of its own.
-_KEPT_PUNCTUATION = r"([!?£$€&%+*])"
-_OTHER_SYMBOLS = r"[^\p{L}\p{N}\s!?£$€&%+*]"
-
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
-    """Lowercase and normalise a batch of UTF-8 messages; returns space-separated tokens."""
+    """Lowercase and normalise a batch of UTF-8 messages by ``pipeline.token_rules``;
+    returns space-separated tokens."""
     texts = tf.strings.lower(texts, encoding="utf-8")
-    texts = tf.strings.regex_replace(texts, _URL, f" {URL_TOKEN} ")
-    texts = tf.strings.regex_replace(texts, _LONG_NUMBER, f" {LONG_NUMBER_TOKEN} ")
-    texts = tf.strings.regex_replace(texts, _KEPT_PUNCTUATION, r" \1 ")
-    texts = tf.strings.regex_replace(texts, _OTHER_SYMBOLS, " ")
+    texts = tf.strings.regex_replace(texts, rules.URL, f" {rules.URL_TOKEN} ")
+    for digits, token in rules.NUMBER_SHAPES:
+        texts = tf.strings.regex_replace(texts, digits, f" {token} ")
+    texts = tf.strings.regex_replace(texts, rules.KEPT_PUNCTUATION, r" \1 ")
+    texts = tf.strings.regex_replace(texts, rules.OTHER_SYMBOLS, " ")
     return texts
 
 

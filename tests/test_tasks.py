@@ -78,6 +78,17 @@ def test_a_changed_hyperparameter_or_corpus_makes_new_targets(small_chain):
         assert tasks.TrainRNN().fingerprint() == base[tasks.TrainRNN]
 
 
+def test_new_tokenization_rules_make_a_new_vocabulary_and_model(small_chain, monkeypatch):
+    from pipeline import token_rules
+
+    with luigi_config(small_chain["settings"]):
+        before = {t: t().fingerprint() for t in (tasks.BuildVocab, tasks.TrainRNN)}
+        monkeypatch.setattr(token_rules, "NUMBER_SHAPES", ((r"\d{4,}", "xxnum"),))
+        assert tasks.BuildVocab().fingerprint() != before[tasks.BuildVocab]
+        assert tasks.TrainRNN().fingerprint() != before[tasks.TrainRNN]
+        assert not tasks.PromoteVersion().complete()
+
+
 def test_missing_batch_input_is_reported_as_missing_data(small_chain, tmp_path):
     with luigi_config(small_chain["settings"]):
         score = tasks.BatchScore(input=str(tmp_path / "absent.csv"), date=dt.date(2026, 1, 4))

@@ -11,7 +11,9 @@ def tokens(message: str) -> list[str]:
 
 def test_standardize_keeps_spam_cues_as_tokens():
     assert tokens("WIN £1000 cash!! Call 09061701461 or visit www.win.com/claim") == [
-        "win", "£", "xxnum", "cash", "!", "!", "call", "xxnum", "or", "visit", "xxurl"]
+        "win", "£", "xxnum", "cash", "!", "!", "call", "xxphone", "or", "visit", "xxurl"]
+    assert tokens("Text WIN to 87121 by 2005, 150p/msg, 12345678901234 or 123") == [
+        "text", "win", "to", "xxcode", "by", "xxnum", "150p", "msg", "xxphone", "or", "123"]
 
 
 def test_standardize_handles_unicode_and_empty_messages():
