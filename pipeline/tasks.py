@@ -155,7 +155,7 @@ class TrainRNN(PipelineTask):
     rnn_type = luigi.ChoiceParameter(choices=["gru", "lstm", "simple"], default="gru")
     bidirectional = luigi.BoolParameter(default=False,
                                         parsing=luigi.BoolParameter.EXPLICIT_PARSING)
-    embedding_dim = luigi.IntParameter(default=64)
+    embedding_dim = luigi.IntParameter(default=128)
     rnn_units = luigi.IntParameter(default=32)
     pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",
                                     description="Final recurrent state or max over time.")
@@ -389,7 +389,7 @@ class BatchScore(PipelineTask):
     batch_size = luigi.IntParameter(default=1024, significant=False)
     concurrent_batches = luigi.IntParameter(
         default=3, significant=False, description="Batches in the signature at a time.")
-    chunk_rows = luigi.IntParameter(default=100_000, significant=False,
+    chunk_rows = luigi.IntParameter(default=50_000, significant=False,
                                     description="Rows read and written at a time.")
 
     @property
