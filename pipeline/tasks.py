@@ -163,7 +163,7 @@ class TrainRNN(PipelineTask):
     word_dropout = luigi.FloatParameter(
         default=0.0, description="Share of known words hidden as unknown in training.")
     embedding_dropout = luigi.FloatParameter(
-        default=0.2, description="Share of embedding channels dropped per message in training.")
+        default=0.3, description="Share of embedding channels dropped per message in training.")
     max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
     optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
     learning_rate = luigi.FloatParameter(default=1e-3)
