@@ -165,23 +165,20 @@ def _read_lines(path: Path, chunk_rows: int, kind: str):
             yield pd.DataFrame({"text": texts}), handle.tell()
 
 
-def score_texts(texts: list[str], score: ScoreFunction, batch_size: int,
-                pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Score in batches of similar length (less padding), then restore input order.
-
-    With a thread pool, several batches are in the signature at once: TensorFlow runs them
-    outside the GIL, and small recurrent steps leave cores idle that a second batch fills.
-    """
-    if pool is None:
-        with ThreadPoolExecutor(1, "score") as one_at_a_time:
-            return ScoredBatches(texts, score, batch_size, one_at_a_time).result()
-    return ScoredBatches(texts, score, batch_size, pool).result()
+def score_texts(texts: list[str], score: ScoreFunction, batch_size: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Score one batch at a time, in batches of similar length (less padding); returns
+    probabilities and labels in input order. ``score_messages`` runs several at once."""
+    with ThreadPoolExecutor(1, "score") as one_at_a_time:
+        return ScoredBatches(texts, score, batch_size, one_at_a_time).result()
 
 
 class ScoredBatches:
     """The texts cut into batches of similar length (less padding), each submitted to
     ``pool``; ``result()`` waits for them and returns probabilities and labels in input
-    order."""
+    order. With several threads in the pool, several batches are in the signature at once:
+    TensorFlow runs them outside the GIL, and small recurrent steps leave cores idle that
+    a second batch fills."""
 
     def __init__(self, texts: list[str], score: ScoreFunction, batch_size: int,
                  pool: Executor):
