@@ -44,15 +44,26 @@ WARMUP_MESSAGES = (
 
 def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int,
                       threshold: float, destination: Path, provenance: dict,
-                      model_name: str = "spam_ham") -> None:
-    """Write the SavedModel, its warmup requests and its provenance into ``destination``."""
+                      model_name: str = "spam_ham", char_gram_buckets: int = 0) -> None:
+    """Write the SavedModel, its warmup requests and its provenance into ``destination``.
+
+    ``max_length`` and ``char_gram_buckets`` are the settings the model was trained with.
+    """
     lookup = text.make_lookup(vocabulary)
     threshold_value = float(threshold)
     fused = fused_gru.fuse(model)
-    network = fused if fused else (lambda ids: tf.reshape(model(ids, training=False), [-1]))
 
     def score(texts):
-        return network(text.ids_from_tokens(text.tokenize(texts), lookup, max_length))
+        standardized = text.standardize(texts)
+        ids = text.ids_from_tokens(tf.strings.split(standardized), lookup, max_length)
+        if fused:
+            return fused(ids, text.char_grams(standardized, char_gram_buckets)
+                         if char_gram_buckets else None)
+        inputs = ids if not char_gram_buckets else {
+            "token_ids": ids, "char_gram_ids": tf.cast(text.char_gram_ids(
+                standardized, char_gram_buckets).to_tensor(default_value=text.PAD_ID),
+                tf.int32)}
+        return tf.reshape(model(inputs, training=False), [-1])
 
     def predict(texts):
         probability = score(texts)

@@ -9,13 +9,18 @@ and a dozen element-wise ops. The arithmetic is otherwise Keras' own (``reset_af
 sigmoid gates, tanh candidate; padded steps keep the state exactly), and the tests hold
 both to 1e-6 on the same ids. About half the network time of the Keras call on 2 cores;
 any other architecture (LSTM, bidirectional, max pooling, ensembles) keeps the Keras call.
+
+With character n-grams beside the words, the classifier adds the mean of the n-grams'
+embeddings times their share of the output kernel: that product, too, depends only on the
+n-gram, so it becomes one number per hash bucket, and the n-grams cost a gather and a sum.
 """
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from pipeline.model import WordDropout
+from pipeline.model import MeanBagEmbedding, WordDropout
+from pipeline.text import CharGrams
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
@@ -30,7 +35,7 @@ _SATURATED = 1e4
 class FusedGRUClassifier(tf.Module):
     """``ids [batch, time] int32 -> spam probability [batch]`` for a supported model."""
 
-    def __init__(self, embedding, gru, dense):
+    def __init__(self, embedding, gru, dense, char_grams=None):
         super().__init__(name="fused_gru_classifier")
         cell = gru.cell
         units = self.units = cell.units
@@ -48,10 +53,19 @@ class FusedGRUClassifier(tf.Module):
                                             name="recurrent_kernel")         # [u, 3u]
         self.candidate_recurrent_bias = tf.Variable(
             recurrent_bias[2 * units:], trainable=False, name="candidate_recurrent_bias")
-        self.output_kernel = tf.Variable(dense.kernel, trainable=False, name="output_kernel")
+        kernel = tf.convert_to_tensor(dense.kernel)
+        self.output_kernel = tf.Variable(kernel[:units], trainable=False, name="output_kernel")
         self.output_bias = tf.Variable(dense.bias, trainable=False, name="output_bias")
+        self.char_gram_logits = None
+        if char_grams is not None:  # one logit per n-gram bucket: embedding x kernel share
+            gram_logits = tf.reshape(tf.matmul(char_grams.embeddings, kernel[units:]), [-1])
+            self.char_gram_logits = tf.Variable(  # bucket 0 (no n-gram) adds nothing
+                tf.tensor_scatter_nd_update(gram_logits, [[0]], [0.0]), trainable=False,
+                name="char_gram_logits")                                      # [buckets]
 
-    def __call__(self, ids: tf.Tensor) -> tf.Tensor:
+    def __call__(self, ids: tf.Tensor, char_grams: CharGrams | None = None) -> tf.Tensor:
+        """``ids`` as the Keras model takes them; ``char_grams`` the
+        :func:`pipeline.text.char_grams` of the same messages, when the model reads them."""
         time_major = tf.transpose(ids)                                       # [time, batch]
         update_reset_inputs = tf.gather(self.update_reset_inputs, time_major)  # [t, b, 2u]
         candidate_inputs = tf.gather(self.candidate_inputs, time_major)        # [t, b, u]
@@ -69,18 +83,43 @@ class FusedGRUClassifier(tf.Module):
 
         _, state = tf.while_loop(lambda t, _: t < tf.shape(time_major)[0], step,
                                  (tf.constant(0), state))
-        logits = tf.matmul(state, self.output_kernel) + self.output_bias
-        return tf.reshape(tf.sigmoid(logits), [-1])
+        logits = tf.reshape(tf.matmul(state, self.output_kernel) + self.output_bias, [-1])
+        if self.char_gram_logits is not None:  # the mean n-gram logit of each message
+            per_position = tf.reduce_sum(tf.gather(self.char_gram_logits, char_grams.ids), 1)
+            present = tf.reduce_sum(tf.cast(char_grams.ids > 0, logits.dtype), 1)
+            total = tf.math.unsorted_segment_sum(per_position, char_grams.rows,
+                                                 char_grams.messages)
+            count = tf.math.unsorted_segment_sum(present, char_grams.rows, char_grams.messages)
+            logits += total / tf.maximum(count, 1.0)
+        return tf.sigmoid(logits)
+
+
+def _producer(tensor):
+    """The layer that computes ``tensor`` at inference, skipping identity layers."""
+    layer = tensor._keras_history.operation
+    while isinstance(layer, _INFERENCE_NOOPS) and not isinstance(layer, keras.layers.InputLayer):
+        layer = layer.input._keras_history.operation
+    return layer
 
 
 def fuse(model: keras.Model) -> FusedGRUClassifier | None:
     """The fused graph of ``model`` (built by :func:`pipeline.model.build_classifier`, a
     chain of layers), or None when its architecture is not the supported one."""
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
-    if [type(layer) for layer in layers] != [keras.layers.Embedding, keras.layers.GRU,
-                                             keras.layers.Dense]:
+    kinds = sorted(type(layer).__name__ for layer in layers)
+    by_kind = {type(layer): layer for layer in layers}
+    char_grams = by_kind.get(MeanBagEmbedding)
+    if char_grams is not None:
+        # words and n-grams meet in Concatenate([recurrent state, n-gram mean])
+        merge = by_kind.get(keras.layers.Concatenate)
+        if (kinds != ["Concatenate", "Dense", "Embedding", "GRU", "MeanBagEmbedding"]
+                or [_producer(t) for t in merge.input] != [by_kind[keras.layers.GRU],
+                                                           char_grams]):
+            return None
+    elif kinds != ["Dense", "Embedding", "GRU"]:
         return None
-    embedding, gru, dense = layers
+    embedding, gru, dense = (by_kind[keras.layers.Embedding], by_kind[keras.layers.GRU],
+                             by_kind[keras.layers.Dense])
     cell = gru.cell
     supported = (
         embedding.mask_zero and cell.use_bias and cell.reset_after
@@ -89,5 +128,5 @@ def fuse(model: keras.Model) -> FusedGRUClassifier | None:
         and not (gru.return_sequences or gru.go_backwards or gru.stateful)
         and dense.units == 1 and dense.use_bias
         and dense.activation is keras.activations.sigmoid)
-    return FusedGRUClassifier(embedding, gru, dense) if supported else None
+    return FusedGRUClassifier(embedding, gru, dense, char_grams) if supported else None
 

@@ -39,6 +39,9 @@ class ModelConfig:
     early_stopping_patience: int  # 0 trains every epoch, as the textbook recipe does
     seed: int
     ensemble_size: int = 1        # members trained with seeds seed*size .. seed*size+size-1
+    char_gram_buckets: int = 0    # hashed character n-grams read beside the words (0: off)
+    char_gram_dim: int = 16       # size of the character n-gram summary
+    word_branch_dropout: float = 0.0  # share of training messages read by n-grams alone
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,19 +103,58 @@ class MaskedMaxOverTime(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="spam_pipeline")
+class MeanBagEmbedding(keras.layers.Layer):
+    """``[batch, items]`` ids (0: padding) -> ``[batch, dim]``: the mean of their
+    embeddings, zero for a row with none."""
+
+    def __init__(self, buckets: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.buckets = buckets
+        self.dim = dim
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(shape=(self.buckets, self.dim), name="embeddings",
+                                          initializer="uniform")
+
+    def call(self, ids):
+        vectors = keras.ops.take(self.embeddings, ids, axis=0)
+        present = keras.ops.cast(keras.ops.expand_dims(ids > 0, -1), vectors.dtype)
+        count = keras.ops.maximum(keras.ops.sum(present, axis=1), 1.0)
+        return keras.ops.sum(vectors * present, axis=1) / count
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets, "dim": self.dim}
+
+
+def model_inputs(config: ModelConfig):
+    """The Keras inputs: ``token_ids`` alone, or a dict with ``char_gram_ids``."""
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    if not config.char_gram_buckets:
+        return token_ids
+    return {"token_ids": token_ids,
+            "char_gram_ids": keras.Input(shape=(None,), dtype="int32", name="char_gram_ids")}
+
+
 def build_classifier(vocabulary_size: int, config: ModelConfig,
                      name: str = "spam_rnn") -> keras.Model:
-    """Embedding -> (bidirectional) recurrent layer -> dropout -> spam probability.
+    """Embedding -> (bidirectional) recurrent layer [+ mean character n-gram embedding]
+    -> dropout -> spam probability.
 
     Optional in training only: word dropout before the embedding, channel (spatial)
     dropout after it.
 
-    Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words.
+    Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words; with
+    ``char_gram_buckets``, a dict of those ``token_ids`` and ``[batch, n-grams]``
+    ``char_gram_ids`` (:func:`pipeline.text.encode_inputs`).
     """
     if config.rnn_type not in _RNN_LAYERS:
         raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = ids
+    inputs = model_inputs(config)
+    x = inputs["token_ids"] if config.char_gram_buckets else inputs
     if config.word_dropout > 0:
         x = WordDropout(config.word_dropout, seed=config.seed, name="word_dropout")(x)
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
@@ -129,9 +171,18 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     x = recurrent(x)
     if config.pooling == "max":
         x = MaskedMaxOverTime(name="max_over_time")(x)
+    if config.char_gram_buckets:
+        grams = MeanBagEmbedding(config.char_gram_buckets, config.char_gram_dim,
+                                 name="char_grams")(inputs["char_gram_ids"])
+        if config.word_branch_dropout > 0:
+            # hide the recurrent summary of whole messages, so that the n-grams alone
+            # learn to classify (as they must for messages made of unseen words)
+            x = keras.layers.Dropout(config.word_branch_dropout, noise_shape=(None, 1),
+                                     seed=config.seed, name="word_branch_dropout")(x)
+        x = keras.layers.Concatenate(name="words_and_char_grams")([x, grams])
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     probability = keras.layers.Dense(1, activation="sigmoid", name="spam_probability")(x)
-    return keras.Model(ids, probability, name=name)
+    return keras.Model(inputs, probability, name=name)
 
 
 def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
@@ -157,11 +208,14 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_classifier(train_ids: np.ndarray, train_labels: np.ndarray,
-                     validation_ids: np.ndarray, validation_labels: np.ndarray,
+def train_classifier(train_ids, train_labels: np.ndarray,
+                     validation_ids, validation_labels: np.ndarray,
                      vocabulary_size: int, config: ModelConfig,
                      on_epoch: EpochCallback | None = None) -> tuple[keras.Model, list[dict]]:
     """Train with early stopping on validation loss; return the model and per-epoch history.
+
+    ``train_ids`` and ``validation_ids`` are the model's inputs: an array of token ids, or
+    the dict of :func:`pipeline.text.encode_inputs` with character n-grams.
 
     With ``ensemble_size`` > 1, that many members are trained one after the other, each with
     its own seed, and the returned model averages their probabilities (one Keras model, so
@@ -181,9 +235,9 @@ def train_classifier(train_ids: np.ndarray, train_labels: np.ndarray,
                                     f"member_{member}", report)
         members.append(model)
         history += [{"member": member, **row} for row in rows]
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    probability = keras.layers.Average(name="ensemble_mean")([m(ids) for m in members])
-    return keras.Model(ids, probability, name="spam_rnn_ensemble"), history
+    inputs = model_inputs(config)
+    probability = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
+    return keras.Model(inputs, probability, name="spam_rnn_ensemble"), history
 
 
 def _train_member(train_ids, train_labels, validation_ids, validation_labels,
@@ -202,9 +256,9 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
             restore_best_weights=True))
     if on_epoch:
         callbacks.append(_EpochReporter(on_epoch))
-    fit = model.fit(train_ids, train_labels.astype("float32"),
-                    validation_data=(validation_ids, validation_labels.astype("float32")),
-                    batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+    fit = model.fit(batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed),
+                    validation_data=batches(validation_ids, validation_labels, 1024),
+                    epochs=config.epochs, shuffle=False,  # batches() shuffles
                     callbacks=callbacks, verbose=0)
     epochs = len(next(iter(fit.history.values()), []))
     history = [{"epoch": e + 1, **{k: float(v[e]) for k, v in fit.history.items()}}
@@ -212,9 +266,33 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
     return model, history
 
 
-def predict_probabilities(model: keras.Model, ids: np.ndarray, batch_size: int = 1024
-                          ) -> np.ndarray:
-    return model.predict(ids, batch_size=batch_size, verbose=0).reshape(-1)
+def batches(inputs, labels: np.ndarray | None, batch_size: int,
+            shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """Batches of the model's inputs (and labels), each cut to its longest message.
+
+    The inputs are padded to ``max_length`` tokens, but most messages are far shorter; the
+    recurrent layer's cost grows with the padded length, and padded steps change nothing
+    (masked), so each batch keeps only the columns some message of it uses. With
+    ``shuffle_seed``, the order is shuffled anew each epoch, reproducibly.
+    """
+    data = tf.data.Dataset.from_tensor_slices(
+        inputs if labels is None else (inputs, labels.astype("float32")))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    trim = _cut_to_longest if labels is None else (lambda x, y: (_cut_to_longest(x), y))
+    return data.batch(batch_size).map(trim).prefetch(2)
+
+
+def _cut_to_longest(inputs):
+    def cut(ids):
+        used = tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1))
+        return ids[:, :tf.maximum(used, 1)]
+    return {name: cut(ids) for name, ids in inputs.items()} if isinstance(inputs, dict) \
+        else cut(inputs)
+
+
+def predict_probabilities(model: keras.Model, ids, batch_size: int = 1024) -> np.ndarray:
+    return model.predict(batches(ids, None, batch_size), verbose=0).reshape(-1)
 
 
 def weights_checksum(model: keras.Model) -> str:

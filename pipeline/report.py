@@ -1,9 +1,12 @@
 """A training report people can look at: learning curves, confusion matrix, ROC and
 precision-recall curves with the chosen threshold marked, and the misclassified test
-messages, as PNG images inside one HTML page."""
+messages, as PNG images inside one HTML page; then the same curves and mistakes for each
+evaluation set (``[TrainRNN] evaluation_sets``)."""
 from __future__ import annotations
 
 import html
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -16,18 +19,44 @@ import pandas as pd  # noqa: E402
 from pipeline import metrics  # noqa: E402
 
 
-def write_report(folder: Path, history: list[dict], result: dict, test_texts: list[str],
-                 test_labels: np.ndarray, test_probabilities: np.ndarray) -> Path:
-    """Write ``report.html`` with its images and ``misclassified.csv`` into ``folder``."""
+@dataclass(frozen=True)
+class ScoredSet:
+    """Labelled messages and the model's spam probabilities for them."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+
+def write_report(folder: Path, history: list[dict], result: dict,
+                 scored: list[ScoredSet]) -> Path:
+    """Write ``report.html`` with its images and ``misclassified.csv`` into ``folder``.
+
+    ``scored`` holds the test split first, then each evaluation set of
+    ``result["evaluation_sets"]``; each of those gets ``roc_pr_<name>.png`` and
+    ``misclassified_<name>.csv`` and a section of the page.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     threshold = result["threshold"]
+    test, *held_out = scored
     _learning_curves(history, folder / "learning_curves.png")
     _confusion_matrix(result["test"]["confusion_matrix"], folder / "confusion_matrix.png")
-    _roc_and_pr(test_labels, test_probabilities, result["test"], folder / "roc_pr.png")
-    wrong = _misclassified(test_texts, test_labels, test_probabilities, threshold)
+    _roc_and_pr(test.labels, test.probabilities, result["test"], folder / "roc_pr.png")
+    wrong = _misclassified(test.texts, test.labels, test.probabilities, threshold)
     wrong.to_csv(folder / "misclassified.csv", index=False)
+    sections = []
+    for scored_set in held_out:
+        stem = re.sub(r"[^\w.-]", "_", scored_set.name)
+        at = result["evaluation_sets"][scored_set.name]
+        _roc_and_pr(scored_set.labels, scored_set.probabilities, at,
+                    folder / f"roc_pr_{stem}.png")
+        set_wrong = _misclassified(scored_set.texts, scored_set.labels,
+                                   scored_set.probabilities, threshold)
+        set_wrong.to_csv(folder / f"misclassified_{stem}.csv", index=False)
+        sections.append(_evaluation_section(scored_set.name, stem, at, set_wrong))
     page = folder / "report.html"
-    page.write_text(_page(result, wrong), encoding="utf-8")
+    page.write_text(_page(result, wrong, "".join(sections)), encoding="utf-8")
     return page
 
 
@@ -106,15 +135,34 @@ def _misclassified(texts: list[str], labels: np.ndarray, probabilities: np.ndarr
     return frame.sort_values("spam_probability", ascending=False)
 
 
-def _page(result: dict, wrong: pd.DataFrame) -> str:
-    rows = "".join(
-        f"<tr><td>{split}</td>" + "".join(
-            f"<td>{result[split][k]:.4f}</td>" for k in
-            ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "pr_auc")) + "</tr>"
-        for split in ("validation", "test"))
-    mistakes = "".join(
+_HEADLINE = ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "pr_auc")
+
+
+def _mistake_rows(wrong: pd.DataFrame) -> str:
+    return "".join(
         f"<tr><td>{r.true_label}</td><td>{r.spam_probability:.4f}</td>"
         f"<td>{html.escape(r.text)}</td></tr>" for r in wrong.itertuples())
+
+
+def _evaluation_section(name: str, stem: str, at: dict, wrong: pd.DataFrame) -> str:
+    figures = "".join(f"<td>{at[k]:.4f}</td>" for k in _HEADLINE)
+    return f"""<h2>Evaluation set {html.escape(name)}</h2>
+<p><code>{html.escape(at['path'])}</code>: {at['messages']} messages, {at['spam']} spam
+(sha256 <code>{at['sha256'][:16]}</code>), scored at the same threshold.</p>
+<table><tr><th>accuracy</th><th>MCC</th><th>spam caught</th><th>ham blocked</th>
+<th>ROC AUC</th><th>PR AUC</th></tr><tr>{figures}</tr></table>
+<img src="roc_pr_{stem}.png" alt="ROC and PR curves of {html.escape(name)}">
+<h3>Misclassified messages of {html.escape(name)} ({len(wrong)})</h3>
+<table><tr><th>true</th><th>spam probability</th><th>text</th></tr>{_mistake_rows(wrong)}</table>
+"""
+
+
+def _page(result: dict, wrong: pd.DataFrame, evaluation_sections: str = "") -> str:
+    rows = "".join(
+        f"<tr><td>{split}</td>" + "".join(
+            f"<td>{result[split][k]:.4f}</td>" for k in _HEADLINE) + "</tr>"
+        for split in ("validation", "test"))
+    mistakes = _mistake_rows(wrong)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Spam RNN training report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
@@ -130,5 +178,5 @@ td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}}</style></h
 <h2>ROC and precision-recall (test)</h2><img src="roc_pr.png" alt="ROC and PR curves">
 <h2>Misclassified test messages ({len(wrong)})</h2>
 <table><tr><th>true</th><th>spam probability</th><th>text</th></tr>{mistakes}</table>
-</body></html>
+{evaluation_sections}</body></html>
 """

@@ -173,21 +173,33 @@ class TrainRNN(PipelineTask):
     seed = luigi.IntParameter(default=0, description="Training seed.")
     ensemble_size = luigi.IntParameter(
         default=1, description="Members averaged in one model (quality for scoring speed).")
+    char_gram_buckets = luigi.IntParameter(
+        default=0, description="Hash buckets of the character n-grams (0: words only).")
+    char_gram_dim = luigi.IntParameter(default=16,
+                                       description="Size of the character n-gram summary.")
+    word_branch_dropout = luigi.FloatParameter(
+        default=0.0, description="Share of training messages read by the n-grams alone.")
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
     min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")
+    evaluation_sets = luigi.Parameter(
+        default="", description="Comma-separated labelled files scored after training "
+                                "(never trained on); empty: none.")
 
     def requires(self):
         return {"corpus": DownloadCorpus(), "vocab": BuildVocab()}
 
     def run(self):
-        from pipeline import training_run
+        from pipeline import evaluation_sets, training_run
 
+        held_out = evaluation_sets.read_evaluation_sets(  # checked before training starts
+            evaluation_sets.paths_from_setting(self.evaluation_sets))
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
         with atomic_directory(self.output_folder()) as folder:
             training_run.train_and_evaluate(
                 table, self.input_folder("vocab") / "vocab.tsv", self.model_config(),
-                self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch)
+                self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch,
+                evaluation_sets=held_out)
 
     def model_config(self):
         from pipeline.model import ModelConfig
@@ -236,9 +248,11 @@ class ExportSavedModel(PipelineTask):
         }
         words = vocabulary.read_vocabulary(self.input_folder("vocab") / "vocab.tsv")
         with atomic_directory(self.output_folder()) as folder:
-            export.export_classifier(model, words, TrainRNN().max_length,
+            trained_with = metrics["config"]  # the settings this model was trained with
+            export.export_classifier(model, words, trained_with["max_length"],
                                      metrics["threshold"], folder, provenance,
-                                     model_name=pipeline().model_name)
+                                     model_name=pipeline().model_name,
+                                     char_gram_buckets=trained_with.get("char_gram_buckets", 0))
 
 
 class ServedVersionTarget(luigi.Target):

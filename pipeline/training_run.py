@@ -9,21 +9,29 @@ import numpy as np
 import pandas as pd
 
 from pipeline import corpus, metrics, text, vocabulary
-from pipeline.report import write_report
+from pipeline.evaluation_sets import EvaluationSet
+from pipeline.report import ScoredSet, write_report
 from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
                             train_classifier, weights_checksum)
 
 
+def model_inputs(texts: list[str], words: list[str], config: ModelConfig):
+    """What the model of ``config`` takes for ``texts`` (see ``build_classifier``)."""
+    inputs = text.encode_inputs(texts, words, config.max_length, config.char_gram_buckets)
+    return inputs if config.char_gram_buckets else inputs["token_ids"]
+
+
 def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
                     max_ham_blocked: float, min_threshold: float,
-                    on_epoch: EpochCallback | None = None) -> dict:
-    """Train on the train split, choose the threshold on validation, measure validation and
-    test. Returns the model, its history, the metrics and the test split's texts, labels
-    and probabilities."""
+                    on_epoch: EpochCallback | None = None,
+                    evaluation_sets: list[EvaluationSet] = ()) -> dict:
+    """Train on the train split, choose the threshold on validation, measure validation,
+    test and each evaluation set at that threshold. Returns the model, its history, the
+    metrics, and the scored test split and evaluation sets (``ScoredSet``)."""
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = corpus.texts_and_labels(table, name)
-        encoded[name] = (text.encode_numpy(texts, words, config.max_length), labels, texts)
+        encoded[name] = (model_inputs(texts, words, config), labels, texts)
     model, history = train_classifier(
         encoded["train"][0], encoded["train"][1], encoded["validation"][0],
         encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch)
@@ -31,6 +39,11 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
                      for name, (ids, _, _) in encoded.items() if name != "train"}
     threshold = metrics.threshold_for_ham_blocked(
         encoded["validation"][1], probabilities["validation"], max_ham_blocked, min_threshold)
+    scored = [ScoredSet("test", encoded["test"][2], encoded["test"][1], probabilities["test"])]
+    for held_out in evaluation_sets:
+        scored.append(ScoredSet(held_out.name, held_out.texts, held_out.labels,
+                                predict_probabilities(model, model_inputs(
+                                    held_out.texts, words, config))))
     result = {
         "threshold": threshold,
         "threshold_rule": {"max_ham_blocked_on_validation": max_ham_blocked,
@@ -42,20 +55,25 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
         "epochs_trained": len(history),
         "weights_sha256": weights_checksum(model),
         "config": config.as_dict(),
+        "evaluation_sets": {
+            held_out.name: {**held_out.describe(), **metrics.classification_metrics(
+                scored_set.labels, scored_set.probabilities, threshold)}
+            for held_out, scored_set in zip(evaluation_sets, scored[1:])},
     }
-    return {"model": model, "history": history, "metrics": result,
-            "test": (encoded["test"][2], encoded["test"][1], probabilities["test"])}
+    return {"model": model, "history": history, "metrics": result, "scored": scored}
 
 
 def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,
                        max_ham_blocked: float, min_threshold: float, folder: Path,
-                       on_epoch: EpochCallback | None = None) -> dict:
+                       on_epoch: EpochCallback | None = None,
+                       evaluation_sets: list[EvaluationSet] = ()) -> dict:
     """:func:`fit_and_measure`, then write ``model.keras``, ``history.json``,
     ``metrics.json`` and ``report/report.html`` into ``folder``; returns the metrics."""
     words = vocabulary.read_vocabulary(vocabulary_path)
-    run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold, on_epoch)
+    run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold, on_epoch,
+                          evaluation_sets)
     run["model"].save(folder / "model.keras")
     (folder / "history.json").write_text(json.dumps(run["history"], indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(run["metrics"], indent=2) + "\n")
-    write_report(folder / "report", run["history"], run["metrics"], *run["test"])
+    write_report(folder / "report", run["history"], run["metrics"], run["scored"])
     return run["metrics"]

@@ -153,12 +153,22 @@ def serve_folder(folder: Path):
         server.server_close()
 
 
+SMALL_EVALUATION_SET = ("label\ttext\nspam\tWIN a £500 prize, text CLAIM to 80808\n"
+                        "ham\tare we still on for lunch tomorrow?\n"
+                        "spam\tURGENT! your account is locked, verify at bit.ly/x1y2\n"
+                        "ham\tok i'll bring the charger\n")
+
+
 @pytest.fixture(scope="session")
 def small_chain(tmp_path_factory, small_corpus_zip):
-    """The small pipeline run once up to PromoteVersion; yields its settings and outputs."""
+    """The small pipeline run once up to PromoteVersion, with one evaluation set; yields
+    its settings and outputs."""
     corpus_zip, sha256 = small_corpus_zip
-    outputs = tmp_path_factory.mktemp("chain") / "outputs"
+    root = tmp_path_factory.mktemp("chain")
+    outputs = root / "outputs"
+    (root / "held_out.tsv").write_text(SMALL_EVALUATION_SET, encoding="utf-8")
     settings = small_pipeline_settings(outputs, corpus_zip, sha256)
+    settings["TrainRNN"] = {**settings["TrainRNN"], "evaluation_sets": root / "held_out.tsv"}
     with luigi_config(settings):
         from pipeline import tasks
         assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="WARNING")

@@ -37,3 +37,30 @@ def test_other_architectures_keep_the_keras_call(change):
     classifier = (model.train_classifier(*_data(), vocabulary_size=30, config=config)[0]
                   if config.ensemble_size > 1 else model.build_classifier(30, config))
     assert fused_gru.fuse(classifier) is None
+
+
+MESSAGES = ["WIN a FREE prize now!! call 09061701461", "see you at 8?", "", "ok",
+            "Claim your £900 reward at www.example.com today", "lunch? i'm starving",
+            "Txt STOP to 87121", "héllo wörld ünïcode 😀"] * 4
+
+
+def test_fused_graph_with_char_grams_equals_the_keras_model():
+    import tensorflow as tf
+
+    from pipeline import text
+
+    words = ["a", "now", "you", "to", "at", "prize"]
+    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
+                                 max_length=5, word_branch_dropout=0.3)
+    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets)
+    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
+    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
+                                           len(words) + text.RESERVED_TOKENS, config)
+    fused = fused_gru.fuse(classifier)
+    assert fused is not None and fused.char_gram_logits is not None
+    standardized = text.standardize(tf.constant(MESSAGES))
+    grams = text.char_grams(standardized, config.char_gram_buckets)
+    ids = text.ids_from_tokens(tf.strings.split(standardized), text.make_lookup(words),
+                               config.max_length)
+    np.testing.assert_allclose(fused(ids, grams).numpy(),
+                               model.predict_probabilities(classifier, inputs), atol=1e-6)

@@ -2,7 +2,7 @@ from collections import Counter
 
 import tensorflow as tf
 
-from pipeline import text, vocabulary
+from pipeline import text, token_rules as rules, vocabulary
 
 
 def tokens(message: str) -> list[str]:
@@ -31,3 +31,38 @@ def test_vocabulary_is_frequency_ordered_and_measures_coverage():
 def test_encode_pads_truncates_and_marks_unknown_words():
     ids = text.encode_numpy(["b a zzz", "a", "a a a a a a"], ["a", "b"], max_length=4)
     assert ids.tolist() == [[3, 2, 1, 0], [2, 0, 0, 0], [2, 2, 2, 2]]
+
+
+def test_links_in_every_shape_and_garbled_pound_signs_become_their_tokens():
+    assert tokens("order here https:// goo.gl/sxRthR or https//x7.me/ab now") == [
+        "order", "here", "xxurl", "or", "xxurl", "now"]
+    assert tokens("see bit.ly/1QVGhx, shop.example.com and secure-bank.co.uk/login") == [
+        "see", "xxurl", "xxurl", "and", "xxurl"]
+    assert tokens("a \u00e5\u00a3200 prize, \u00c2\u00a35 or \ufffd400") == [
+        "a", "£", "200", "prize", "£", "5", "or", "£", "400"]
+    assert tokens("ok.me going, e.g. at 8.30") == ["ok", "me", "going", "e", "g", "at", "8",
+                                                    "30"]
+
+
+def _grams(messages, buckets=1000):
+    grams = text.char_gram_ids(text.standardize(tf.constant(messages)), buckets)
+    return [sorted(row) for row in grams.to_list()]
+
+
+def test_char_grams_are_the_hashed_2_to_5_grams_of_the_spaced_tokens():
+    ok, empty, spaced, joined = _grams(["ok", "", "Win  a\tPRIZE!", "win a prize !"])
+    assert len(ok) == 3 + 2 + 1 and empty == []      # " ok ": three 2-grams, two 3-grams...
+    assert spaced == joined                          # whitespace runs count as one space
+    assert all(1 <= g < 1000 for g in spaced)
+    long_message = " ".join(["word"] * 400)          # only the first characters are cut
+    assert len(_grams([long_message])[0]) == sum(
+        rules.CHAR_GRAM_MAX_CHARS - w + 1 for w in rules.CHAR_GRAM_WIDTHS)
+
+
+def test_model_inputs_pad_tokens_to_max_length_and_grams_to_the_longest_message():
+    inputs = text.encode_inputs(["win a prize", "ok", ""], ["a", "win"], max_length=4,
+                                char_gram_buckets=100)
+    assert inputs["token_ids"].tolist() == [[3, 2, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    grams = inputs["char_gram_ids"]
+    assert grams.shape[0] == 3 and (grams[1] > 0).sum() == 6 and (grams[2] == 0).all()
+    assert "char_gram_ids" not in text.encode_inputs(["ok"], ["a"], 4)
