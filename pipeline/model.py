@@ -40,7 +40,7 @@ class ModelConfig:
     seed: int
     ensemble_size: int = 1        # members trained with seeds seed*size .. seed*size+size-1
     char_gram_buckets: int = 0    # hashed character n-grams read beside the words (0: off)
-    char_gram_dim: int = 16       # size of the character n-gram summary
+    char_gram_dim: int = 4        # size of the character n-gram summary
     word_branch_dropout: float = 0.0  # share of training messages read by n-grams alone
 
     def as_dict(self) -> dict:

@@ -125,7 +125,7 @@ class BuildVocab(PipelineTask):
     """Count training-split tokens with the serving-time standardization."""
 
     output_kind = "vocab"
-    min_count = luigi.IntParameter(default=1, description="Keep tokens seen this often.")
+    min_count = luigi.IntParameter(default=3, description="Keep tokens seen this often.")
     max_size = luigi.IntParameter(default=20000, description="Keep at most this many tokens.")
 
     def requires(self):
@@ -161,24 +161,24 @@ class TrainRNN(PipelineTask):
                                     description="Final recurrent state or max over time.")
     dropout = luigi.FloatParameter(default=0.3)
     word_dropout = luigi.FloatParameter(
-        default=0.0, description="Share of known words hidden as unknown in training.")
+        default=0.7, description="Share of known words hidden as unknown in training.")
     embedding_dropout = luigi.FloatParameter(
         default=0.3, description="Share of embedding channels dropped per message in training.")
     max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
     optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
     learning_rate = luigi.FloatParameter(default=1e-3)
-    batch_size = luigi.IntParameter(default=32)
+    batch_size = luigi.IntParameter(default=64)
     epochs = luigi.IntParameter(default=40)
     early_stopping_patience = luigi.IntParameter(default=5)
     seed = luigi.IntParameter(default=0, description="Training seed.")
     ensemble_size = luigi.IntParameter(
         default=1, description="Members averaged in one model (quality for scoring speed).")
     char_gram_buckets = luigi.IntParameter(
-        default=0, description="Hash buckets of the character n-grams (0: words only).")
-    char_gram_dim = luigi.IntParameter(default=16,
+        default=50_000, description="Hash buckets of the character n-grams (0: words only).")
+    char_gram_dim = luigi.IntParameter(default=4,
                                        description="Size of the character n-gram summary.")
     word_branch_dropout = luigi.FloatParameter(
-        default=0.0, description="Share of training messages read by the n-grams alone.")
+        default=0.3, description="Share of training messages read by the n-grams alone.")
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
     min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")

@@ -103,8 +103,10 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     assert provenance["network"] == "fused GRU"  # the default architecture's fast graph
     trained = keras.models.load_model(small_chain["training"] / "model.keras")
     words = vocabulary.read_vocabulary(small_chain["vocab"] / "vocab.tsv")
-    max_length = json.loads((small_chain["training"] / "metrics.json").read_text())[
-        "config"]["max_length"]
-    expected = trained.predict(text.encode_numpy(MESSAGES, words, max_length), verbose=0)
+    config = json.loads((small_chain["training"] / "metrics.json").read_text())["config"]
+    assert config["char_gram_buckets"] > 0  # the default model reads character n-grams
+    inputs = text.encode_inputs(MESSAGES, words, config["max_length"],
+                                config["char_gram_buckets"])
+    expected = trained.predict(inputs, verbose=0)
     probabilities, _ = export.ServingSignature(small_chain["export"])(MESSAGES)
     np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=1e-6)
