@@ -51,18 +51,17 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     """
     lookup = text.make_lookup(vocabulary)
     threshold_value = float(threshold)
-    fused = fused_gru.fuse(model)
+    fused = fused_gru.fuse(model, vocabulary)
 
     def score(texts):
-        standardized = text.standardize(texts)
-        ids = text.ids_from_tokens(tf.strings.split(standardized), lookup, max_length)
+        tokens = text.tokenize(texts)
+        token_ids = tf.ragged.map_flat_values(lookup.lookup, tokens)
+        ids = text.padded_ids(token_ids, max_length)
         if fused:
-            return fused(ids, text.char_grams(standardized, char_gram_buckets)
-                         if char_gram_buckets else None)
+            return fused(ids, tokens, token_ids) if char_gram_buckets else fused(ids)
         inputs = ids if not char_gram_buckets else {
             "token_ids": ids, "char_gram_ids": tf.cast(text.char_gram_ids(
-                standardized, char_gram_buckets).to_tensor(default_value=text.PAD_ID),
-                tf.int32)}
+                tokens, char_gram_buckets).to_tensor(default_value=text.PAD_ID), tf.int32)}
         return tf.reshape(model(inputs, training=False), [-1])
 
     def predict(texts):

@@ -12,7 +12,9 @@ any other architecture (LSTM, bidirectional, max pooling, ensembles) keeps the K
 
 With character n-grams beside the words, the classifier adds the mean of the n-grams'
 embeddings times their share of the output kernel: that product, too, depends only on the
-n-gram, so it becomes one number per hash bucket, and the n-grams cost a gather and a sum.
+n-gram, so it becomes one number per hash bucket; and since the n-grams are cut per word,
+each vocabulary word's sum and count of n-gram logits are computed once here. At serving
+time only the words outside the vocabulary are cut into n-grams.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from pipeline.model import MeanBagEmbedding, WordDropout
-from pipeline.text import CharGrams
+from pipeline import text
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
@@ -35,7 +37,7 @@ _SATURATED = 1e4
 class FusedGRUClassifier(tf.Module):
     """``ids [batch, time] int32 -> spam probability [batch]`` for a supported model."""
 
-    def __init__(self, embedding, gru, dense, char_grams=None):
+    def __init__(self, embedding, gru, dense, char_grams=None, vocabulary=()):
         super().__init__(name="fused_gru_classifier")
         cell = gru.cell
         units = self.units = cell.units
@@ -59,13 +61,24 @@ class FusedGRUClassifier(tf.Module):
         self.char_gram_logits = None
         if char_grams is not None:  # one logit per n-gram bucket: embedding x kernel share
             gram_logits = tf.reshape(tf.matmul(char_grams.embeddings, kernel[units:]), [-1])
-            self.char_gram_logits = tf.Variable(  # bucket 0 (no n-gram) adds nothing
-                tf.tensor_scatter_nd_update(gram_logits, [[0]], [0.0]), trainable=False,
-                name="char_gram_logits")                                      # [buckets]
+            gram_logits = tf.tensor_scatter_nd_update(gram_logits, [[0]], [0.0])  # no n-gram
+            self.char_gram_logits = tf.Variable(gram_logits, trainable=False,
+                                                name="char_gram_logits")     # [buckets]
+            # per word id: the sum and count of its n-grams' logits (0 for padding and for
+            # unknown words, whose n-grams are cut when they are met)
+            total, count = _gram_sums(gram_logits, tf.constant(list(vocabulary), tf.string),
+                                      char_grams.buckets)
+            reserved = tf.zeros([text.RESERVED_TOKENS], gram_logits.dtype)
+            self.word_gram_sums = tf.Variable(tf.concat([reserved, total], 0), trainable=False,
+                                              name="word_gram_sums")         # [vocab]
+            self.word_gram_counts = tf.Variable(tf.concat([reserved, count], 0),
+                                                trainable=False, name="word_gram_counts")
+            self.buckets = char_grams.buckets
 
-    def __call__(self, ids: tf.Tensor, char_grams: CharGrams | None = None) -> tf.Tensor:
-        """``ids`` as the Keras model takes them; ``char_grams`` the
-        :func:`pipeline.text.char_grams` of the same messages, when the model reads them."""
+    def __call__(self, ids: tf.Tensor, tokens: tf.RaggedTensor | None = None,
+                 token_ids: tf.RaggedTensor | None = None) -> tf.Tensor:
+        """``ids`` as the Keras model takes them; with character n-grams, also every token
+        of each message (``[batch, (tokens)]`` strings, not truncated) and its id."""
         time_major = tf.transpose(ids)                                       # [time, batch]
         update_reset_inputs = tf.gather(self.update_reset_inputs, time_major)  # [t, b, 2u]
         candidate_inputs = tf.gather(self.candidate_inputs, time_major)        # [t, b, u]
@@ -85,13 +98,31 @@ class FusedGRUClassifier(tf.Module):
                                  (tf.constant(0), state))
         logits = tf.reshape(tf.matmul(state, self.output_kernel) + self.output_bias, [-1])
         if self.char_gram_logits is not None:  # the mean n-gram logit of each message
-            per_position = tf.reduce_sum(tf.gather(self.char_gram_logits, char_grams.ids), 1)
-            present = tf.reduce_sum(tf.cast(char_grams.ids > 0, logits.dtype), 1)
-            total = tf.math.unsorted_segment_sum(per_position, char_grams.rows,
-                                                 char_grams.messages)
-            count = tf.math.unsorted_segment_sum(present, char_grams.rows, char_grams.messages)
+            flat_ids = token_ids.flat_values
+            total = tf.gather(self.word_gram_sums, flat_ids)
+            count = tf.gather(self.word_gram_counts, flat_ids)
+            unknown = tf.where(tf.equal(flat_ids, text.OOV_ID))               # [n, 1]
+            unknown_total, unknown_count = _gram_sums(
+                self.char_gram_logits, tf.gather_nd(tokens.flat_values, unknown), self.buckets)
+            total = tf.tensor_scatter_nd_add(total, unknown, unknown_total)
+            count = tf.tensor_scatter_nd_add(count, unknown, unknown_count)
+            messages, rows = token_ids.nrows(), token_ids.value_rowids()
+            total = tf.math.unsorted_segment_sum(total, rows, messages)
+            count = tf.math.unsorted_segment_sum(count, rows, messages)
             logits += total / tf.maximum(count, 1.0)
         return tf.sigmoid(logits)
+
+
+def _gram_sums(gram_logits: tf.Tensor, words: tf.Tensor, buckets: int
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+    """The sum and the count of the n-gram logits of each of ``words`` (``[n]``)."""
+    ids, owner = text.token_char_grams(words, buckets)
+    n = tf.shape(words, out_type=tf.int64)[0]
+    total = tf.math.unsorted_segment_sum(
+        tf.reduce_sum(tf.gather(gram_logits, ids), 1), owner, n)
+    count = tf.math.unsorted_segment_sum(
+        tf.reduce_sum(tf.cast(ids > 0, gram_logits.dtype), 1), owner, n)
+    return total, count
 
 
 def _producer(tensor):
@@ -102,9 +133,10 @@ def _producer(tensor):
     return layer
 
 
-def fuse(model: keras.Model) -> FusedGRUClassifier | None:
+def fuse(model: keras.Model, vocabulary: list[str] = ()) -> FusedGRUClassifier | None:
     """The fused graph of ``model`` (built by :func:`pipeline.model.build_classifier`, a
-    chain of layers), or None when its architecture is not the supported one."""
+    chain of layers, on ``vocabulary``), or None when its architecture is not the
+    supported one."""
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
     kinds = sorted(type(layer).__name__ for layer in layers)
     by_kind = {type(layer): layer for layer in layers}
@@ -128,5 +160,6 @@ def fuse(model: keras.Model) -> FusedGRUClassifier | None:
         and not (gru.return_sequences or gru.go_backwards or gru.stateful)
         and dense.units == 1 and dense.use_bias
         and dense.activation is keras.activations.sigmoid)
-    return FusedGRUClassifier(embedding, gru, dense, char_grams) if supported else None
+    return (FusedGRUClassifier(embedding, gru, dense, char_grams, vocabulary) if supported
+            else None)
 

@@ -7,7 +7,7 @@ SavedModel that TF Serving runs: no train/serve skew and no tokenizer on the cli
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -18,8 +18,6 @@ from pipeline import token_rules as rules
 PAD_ID = 0
 OOV_ID = 1
 RESERVED_TOKENS = 2
-_ASCII_WHITESPACE = tf.constant([9, 10, 11, 12, 13, 32], tf.int32)
-_SPACE = 32
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
@@ -66,13 +64,17 @@ def make_lookup(vocabulary: list[str]) -> tf.lookup.StaticHashTable:
 
 
 def ids_from_tokens(tokens: tf.RaggedTensor, lookup, max_length: int) -> tf.Tensor:
-    """Look tokens up, truncate to ``max_length`` and pad to the longest row in the batch.
+    """Look tokens up, truncate to ``max_length`` and pad to the longest row in the batch."""
+    return padded_ids(tf.ragged.map_flat_values(lookup.lookup, tokens), max_length)
+
+
+def padded_ids(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
+    """Ragged token ids truncated to ``max_length`` and padded to the longest row.
 
     Padding only to the batch's longest message (at least one step) keeps a batch of
     short messages cheap; padded steps are masked, so the result does not depend on it.
     """
-    ids = tf.ragged.map_flat_values(lookup.lookup, tokens)[:, :max_length]
-    dense = tf.cast(ids.to_tensor(default_value=PAD_ID), tf.int32)
+    dense = tf.cast(ids[:, :max_length].to_tensor(default_value=PAD_ID), tf.int32)
     missing = tf.maximum(1 - tf.shape(dense)[1], 0)
     return tf.pad(dense, [[0, 0], [0, missing]], constant_values=PAD_ID)
 
@@ -83,54 +85,43 @@ def encode_numpy(texts: list[str], vocabulary: list[str], max_length: int) -> np
     return np.pad(ids, [(0, 0), (0, max_length - ids.shape[1])], constant_values=PAD_ID)
 
 
-class CharGrams(NamedTuple):
-    """The hashed character n-grams of a batch, one row per character position."""
+def token_char_grams(tokens: tf.Tensor, buckets: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Hashed character n-grams (``pipeline.token_rules``) of a flat ``[n]`` batch of
+    tokens, each with a space at both ends (as scikit-learn's ``char_wb``).
 
-    ids: tf.Tensor       # [positions, widths] int32: the n-gram starting there; 0 if none
-    rows: tf.Tensor      # [positions] int64: the message each position belongs to
-    messages: tf.Tensor  # scalar int64: messages in the batch
-
-
-def char_grams(standardized: tf.Tensor, buckets: int) -> CharGrams:
-    """Hashed character n-grams (``pipeline.token_rules``) of a batch of
-    :func:`standardize`\ d messages, ids in ``1 .. buckets - 1``; an n-gram that would run
-    past its message is 0. The n-grams are those of the message's tokens joined by one
-    space with a space at both ends: runs of ASCII whitespace count as one space. Plain
-    int32 arithmetic on code points, with no overflow."""
-    codes = tf.strings.unicode_decode(" " + standardized + " ", "UTF-8")
-    flat, rows = codes.flat_values, codes.value_rowids()
-    space = tf.reduce_any(tf.equal(flat[:, None], _ASCII_WHITESPACE), axis=1)
-    previous_space = tf.concat([[False], space[:-1]], 0)
-    starts = tf.gather(codes.row_starts(), rows)
-    position = tf.range(tf.size(flat, out_type=tf.int64)) - starts
-    # one space for each run of whitespace; at most CHAR_GRAM_MAX_CHARS characters
-    keep = ~(space & previous_space & (position > 0)) & (position < rules.CHAR_GRAM_MAX_CHARS)
-    flat = tf.boolean_mask(tf.where(space, _SPACE, flat), keep)
-    rows = tf.boolean_mask(rows, keep)
+    Returns ids ``[positions, widths]`` int32 in ``1 .. buckets - 1`` (0 where no n-gram of
+    that width starts) and the token each position belongs to (``[positions]`` int64).
+    Plain int32 arithmetic on code points, with no overflow.
+    """
+    cut = tf.strings.substr(tokens, 0, rules.CHAR_GRAM_MAX_CHARS, unit="UTF8_CHAR")
+    codes = tf.strings.unicode_decode(" " + cut + " ", "UTF-8")
+    flat, owner = codes.flat_values, codes.value_rowids()
     multiplier, state_mask = rules.CHAR_GRAM_HASH
     widest = max(rules.CHAR_GRAM_WIDTHS)
     n = tf.size(flat)
     padded_codes = tf.concat([flat, tf.zeros([widest], tf.int32)], 0)
-    padded_rows = tf.concat([rows, tf.fill([widest], tf.constant(-1, tf.int64))], 0)
+    padded_owner = tf.concat([owner, tf.fill([widest], tf.constant(-1, tf.int64))], 0)
     columns = []
     for width in rules.CHAR_GRAM_WIDTHS:
         h = tf.fill([n], tf.constant(width, tf.int32))
         for offset in range(width):
             h = tf.bitwise.bitwise_and(h, state_mask) * multiplier + padded_codes[offset:offset + n]
-        ends_in_message = tf.equal(padded_rows[width - 1:width - 1 + n], rows)
-        columns.append(tf.where(ends_in_message, tf.math.floormod(h, buckets - 1) + 1, 0))
-    return CharGrams(tf.stack(columns, axis=1), rows, tf.shape(standardized, tf.int64)[0])
+        ends_in_token = tf.equal(padded_owner[width - 1:width - 1 + n], owner)
+        columns.append(tf.where(ends_in_token, tf.math.floormod(h, buckets - 1) + 1, 0))
+    return tf.stack(columns, axis=1), owner
 
 
-def char_gram_ids(standardized: tf.Tensor, buckets: int) -> tf.RaggedTensor:
-    """:func:`char_grams` as a ragged ``[batch, (n-grams)]`` tensor, as the Keras model
-    takes them (0-padded to a dense batch)."""
-    grams = char_grams(standardized, buckets)
-    present = grams.ids > 0
+def char_gram_ids(tokens: tf.RaggedTensor, buckets: int) -> tf.RaggedTensor:
+    """The character n-grams of every token of each message of a ragged ``[batch,
+    (tokens)]`` batch: ``[batch, (n-grams)]``, as the Keras model takes them (0-padded to
+    a dense batch)."""
+    ids, owner = token_char_grams(tokens.flat_values, buckets)
+    message = tf.gather(tokens.value_rowids(), owner)
+    present = ids > 0
     return tf.RaggedTensor.from_value_rowids(
-        tf.boolean_mask(grams.ids, present),
-        tf.boolean_mask(tf.tile(grams.rows[:, None], [1, grams.ids.shape[1]]), present),
-        nrows=grams.messages)
+        tf.boolean_mask(ids, present),
+        tf.boolean_mask(tf.tile(message[:, None], [1, ids.shape[1]]), present),
+        nrows=tokens.nrows())
 
 
 def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
@@ -140,7 +131,7 @@ def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
     (0-padded), as :func:`pipeline.model.build_classifier` takes them."""
     inputs = {"token_ids": encode_numpy(texts, vocabulary, max_length)}
     if char_gram_buckets:
-        grams = char_gram_ids(standardize(tf.constant(texts, tf.string)), char_gram_buckets)
+        grams = char_gram_ids(tokenize(tf.constant(texts, tf.string)), char_gram_buckets)
         inputs["char_gram_ids"] = tf.cast(grams.to_tensor(default_value=PAD_ID),
                                           tf.int32).numpy()
     return inputs

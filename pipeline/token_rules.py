@@ -25,13 +25,14 @@ POUND_SIGN_GARBLES = r"(å£|â£|ã‚£|\x{fffd}|ï¿½)"
 KEPT_PUNCTUATION = r"([!?£$€&%+*])"
 OTHER_SYMBOLS = r"[^\p{L}\p{N}\s!?£$€&%+*]"
 
-# Character n-grams of the standardized message (its tokens joined by one space, with a
-# space at both ends), hashed into buckets: a word the vocabulary never saw still shares
-# its pieces ("winner" and "wins" share "win"), as the TF-IDF character features of the
-# SVM anchor do. Only the first CHAR_GRAM_MAX_CHARS characters of the standardized
-# message are cut into n-grams.
+# Character n-grams of each token, with a space at both ends (" win " -> " w", "wi",
+# "in", "n ", " wi", ...), as the TF-IDF character features of the SVM anchor are
+# (scikit-learn's char_wb): a word the vocabulary never saw still shares its pieces with
+# words it did ("winnings" and "win"). Only the first CHAR_GRAM_MAX_CHARS characters of a
+# token are cut into n-grams. Per token, so that the export computes them once per
+# vocabulary word and, at serving time, only for words outside the vocabulary.
 CHAR_GRAM_WIDTHS = (2, 3, 4, 5)
-CHAR_GRAM_MAX_CHARS = 400
+CHAR_GRAM_MAX_CHARS = 24
 # The hash of an n-gram: h = width, then h = (h & 0xFFFFF) * 1021 + code point for each
 # character (below 2^31: no overflow), then bucket = 1 + h mod (buckets - 1); bucket 0 is
 # padding. Integer arithmetic on code points is several times faster than string n-grams.
@@ -42,5 +43,5 @@ def fingerprint() -> str:
     """A digest of the rules above (and of lowercasing, which comes first)."""
     rules = ["lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN, NUMBER_SHAPES,
              KEPT_PUNCTUATION, OTHER_SYMBOLS,
-             CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH]
+             "char_wb", CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH]
     return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]

@@ -56,11 +56,10 @@ def test_fused_graph_with_char_grams_equals_the_keras_model():
     labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
     classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
                                            len(words) + text.RESERVED_TOKENS, config)
-    fused = fused_gru.fuse(classifier)
+    fused = fused_gru.fuse(classifier, words)
     assert fused is not None and fused.char_gram_logits is not None
-    standardized = text.standardize(tf.constant(MESSAGES))
-    grams = text.char_grams(standardized, config.char_gram_buckets)
-    ids = text.ids_from_tokens(tf.strings.split(standardized), text.make_lookup(words),
-                               config.max_length)
-    np.testing.assert_allclose(fused(ids, grams).numpy(),
+    tokens = text.tokenize(tf.constant(MESSAGES))
+    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
+    ids = text.padded_ids(token_ids, config.max_length)
+    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)

@@ -45,18 +45,20 @@ def test_links_in_every_shape_and_garbled_pound_signs_become_their_tokens():
 
 
 def _grams(messages, buckets=1000):
-    grams = text.char_gram_ids(text.standardize(tf.constant(messages)), buckets)
+    grams = text.char_gram_ids(text.tokenize(tf.constant(messages)), buckets)
     return [sorted(row) for row in grams.to_list()]
 
 
-def test_char_grams_are_the_hashed_2_to_5_grams_of_the_spaced_tokens():
-    ok, empty, spaced, joined = _grams(["ok", "", "Win  a\tPRIZE!", "win a prize !"])
+def test_char_grams_are_the_hashed_2_to_5_grams_of_each_spaced_token():
+    ok, empty, two, one_then_other = _grams(["ok", "", "Win  a\tPRIZE!", "a prize ! win"])
     assert len(ok) == 3 + 2 + 1 and empty == []      # " ok ": three 2-grams, two 3-grams...
-    assert spaced == joined                          # whitespace runs count as one space
-    assert all(1 <= g < 1000 for g in spaced)
-    long_message = " ".join(["word"] * 400)          # only the first characters are cut
-    assert len(_grams([long_message])[0]) == sum(
-        rules.CHAR_GRAM_MAX_CHARS - w + 1 for w in rules.CHAR_GRAM_WIDTHS)
+    assert two == one_then_other                     # a bag: order and spacing do not count
+    assert all(1 <= g < 1000 for g in two)
+    assert _grams(["winnings"])[0] != _grams(["win"])[0]
+    assert set(_grams(["win"])[0]) < set(_grams(["win winnings"])[0])
+    long_token = "w" * 100                           # only the first characters are cut
+    assert len(_grams([long_token])[0]) == sum(
+        rules.CHAR_GRAM_MAX_CHARS + 2 - w + 1 for w in rules.CHAR_GRAM_WIDTHS)
 
 
 def test_model_inputs_pad_tokens_to_max_length_and_grams_to_the_longest_message():
