@@ -21,8 +21,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pipeline.model import MeanBagEmbedding, WordDropout
 from pipeline import text
+from pipeline.model import MeanBagEmbedding, WordDropout
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
@@ -152,6 +152,10 @@ def fuse(model: keras.Model, vocabulary: list[str] = ()) -> FusedGRUClassifier |
         return None
     embedding, gru, dense = (by_kind[keras.layers.Embedding], by_kind[keras.layers.GRU],
                              by_kind[keras.layers.Dense])
+    words = embedding.input_dim - text.RESERVED_TOKENS
+    if char_grams is not None and len(vocabulary) != words:
+        raise ValueError(f"the model was trained on {words} words and the vocabulary given "
+                         f"has {len(vocabulary)}: pass the model's own vocabulary")
     cell = gru.cell
     supported = (
         embedding.mask_zero and cell.use_bias and cell.reset_after

@@ -105,7 +105,8 @@ def token_char_grams(tokens: tf.Tensor, buckets: int) -> tuple[tf.Tensor, tf.Ten
     for width in rules.CHAR_GRAM_WIDTHS:
         h = tf.fill([n], tf.constant(width, tf.int32))
         for offset in range(width):
-            h = tf.bitwise.bitwise_and(h, state_mask) * multiplier + padded_codes[offset:offset + n]
+            code = padded_codes[offset:offset + n]
+            h = tf.bitwise.bitwise_and(h, state_mask) * multiplier + code
         ends_in_token = tf.equal(padded_owner[width - 1:width - 1 + n], owner)
         columns.append(tf.where(ends_in_token, tf.math.floormod(h, buckets - 1) + 1, 0))
     return tf.stack(columns, axis=1), owner
