@@ -145,7 +145,8 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     -> dropout -> spam probability.
 
     Optional in training only: word dropout before the embedding, channel (spatial)
-    dropout after it.
+    dropout after it, and word-branch dropout (the recurrent summary of a whole message
+    hidden, so the n-grams alone must classify it).
 
     Input: ``[batch, time]`` int32 ids, 0 for padding (masked), 1 for unknown words; with
     ``char_gram_buckets``, a dict of those ``token_ids`` and ``[batch, n-grams]``
