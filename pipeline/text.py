@@ -48,12 +48,6 @@ def count_tokens(texts: Iterable[str], batch_size: int = 4096) -> Counter:
     return counts
 
 
-def encode(texts: tf.Tensor, vocabulary: list[str], max_length: int) -> tf.Tensor:
-    """Map a batch of raw messages to ``[batch, max_length]`` int32 ids (0-padded, truncated)."""
-    lookup = make_lookup(vocabulary)
-    return ids_from_tokens(tokenize(texts), lookup, max_length)
-
-
 def make_lookup(vocabulary: list[str]) -> tf.lookup.StaticHashTable:
     """A static token -> id table: ids start after the pad and out-of-vocabulary ids."""
     keys = tf.constant(vocabulary, tf.string)
@@ -80,9 +74,8 @@ def padded_ids(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
 
 
 def encode_numpy(texts: list[str], vocabulary: list[str], max_length: int) -> np.ndarray:
-    """:func:`encode` for training data held in Python lists, padded to ``max_length``."""
-    ids = encode(tf.constant(texts, tf.string), vocabulary, max_length).numpy()
-    return np.pad(ids, [(0, 0), (0, max_length - ids.shape[1])], constant_values=PAD_ID)
+    """Raw messages -> ``[n, max_length]`` int32 token ids (0-padded, truncated)."""
+    return encode_inputs(texts, vocabulary, max_length)["token_ids"]
 
 
 def token_char_grams(tokens: tf.Tensor, buckets: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -130,9 +123,12 @@ def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
     """The model's inputs for messages held in Python lists: ``token_ids``
     ``[n, max_length]`` and, with ``char_gram_buckets``, ``char_gram_ids`` ``[n, grams]``
     (0-padded), as :func:`pipeline.model.build_classifier` takes them."""
-    inputs = {"token_ids": encode_numpy(texts, vocabulary, max_length)}
+    tokens = tokenize(tf.constant(texts, tf.string))  # once, for words and n-grams
+    ids = ids_from_tokens(tokens, make_lookup(vocabulary), max_length).numpy()
+    inputs = {"token_ids": np.pad(ids, [(0, 0), (0, max_length - ids.shape[1])],
+                                  constant_values=PAD_ID)}
     if char_gram_buckets:
-        grams = char_gram_ids(tokenize(tf.constant(texts, tf.string)), char_gram_buckets)
+        grams = char_gram_ids(tokens, char_gram_buckets)
         inputs["char_gram_ids"] = tf.cast(grams.to_tensor(default_value=PAD_ID),
                                           tf.int32).numpy()
     return inputs

@@ -15,7 +15,7 @@ from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
                             train_classifier, weights_checksum)
 
 
-def model_inputs(texts: list[str], words: list[str], config: ModelConfig):
+def encoded_inputs(texts: list[str], words: list[str], config: ModelConfig):
     """What the model of ``config`` takes for ``texts`` (see ``build_classifier``)."""
     inputs = text.encode_inputs(texts, words, config.max_length, config.char_gram_buckets)
     return inputs if config.char_gram_buckets else inputs["token_ids"]
@@ -31,7 +31,7 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = corpus.texts_and_labels(table, name)
-        encoded[name] = (model_inputs(texts, words, config), labels, texts)
+        encoded[name] = (encoded_inputs(texts, words, config), labels, texts)
     model, history = train_classifier(
         encoded["train"][0], encoded["train"][1], encoded["validation"][0],
         encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch)
@@ -42,7 +42,7 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     scored = [ScoredSet("test", encoded["test"][2], encoded["test"][1], probabilities["test"])]
     for held_out in evaluation_sets:
         scored.append(ScoredSet(held_out.name, held_out.texts, held_out.labels,
-                                predict_probabilities(model, model_inputs(
+                                predict_probabilities(model, encoded_inputs(
                                     held_out.texts, words, config))))
     result = {
         "threshold": threshold,
