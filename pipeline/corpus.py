@@ -1,4 +1,5 @@
-"""Fetch, verify, parse, de-duplicate and split the SMS Spam Collection.
+"""Fetch, verify, parse, de-duplicate and split the SMS Spam Collection, and the extra
+labelled sources an operator adds to it (``[DownloadCorpus] extra_sources``).
 
 Pure functions: nothing here knows about Luigi. The archive is read in memory and
 only the ``SMSSpamCollection`` member is ever decompressed; nothing is extracted to disk.
@@ -19,7 +20,11 @@ import numpy as np
 import pandas as pd
 import requests
 
+from pipeline.labelled_files import LabelledFileError, LabelledMessages, name_of, parse_labelled
+
 CORPUS_MEMBER = "SMSSpamCollection"
+CORPUS_SOURCE = CORPUS_MEMBER  # the corpus's name in the table's ``source`` column
+SOURCES_SETTING = "[DownloadCorpus] extra_sources"
 LABELS = ("ham", "spam")
 SPLITS = ("train", "validation", "test")
 ALLOWED_SCHEMES = ("http", "https", "file")
@@ -45,26 +50,31 @@ class DownloadPolicy:
     max_bytes: int = 50_000_000
 
 
+CORPUS_URL_SETTING = "[DownloadCorpus] url or SPAM_CORPUS_URL"
+
+
 def fetch(url: str, policy: DownloadPolicy = DownloadPolicy(),
-          on_progress: ProgressCallback | None = None) -> bytes:
+          on_progress: ProgressCallback | None = None,
+          setting: str = CORPUS_URL_SETTING) -> bytes:
     """Return the bytes behind ``url`` (http, https, file URL or a plain path).
 
     HTTP errors worth retrying (connection refused or reset, time-outs, 5xx, 429, a body
     cut short) are retried ``policy.attempts`` times with exponential backoff; then a
-    :class:`CorpusError` says what happened on the last attempt.
+    :class:`CorpusError` says what happened on the last attempt. Errors name ``setting``,
+    where the URL was configured.
     """
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):
-        return _read_local(url, policy)
+        return _read_local(url, policy, setting)
     if scheme not in ALLOWED_SCHEMES:
         raise CorpusError(
             f"unsupported URL scheme {scheme!r} in {url!r}: use http://, https://, file:// "
-            "or a plain path ([DownloadCorpus] url or SPAM_CORPUS_URL)"
+            f"or a plain path ({setting})"
         )
     last_error: Exception | None = None
     for attempt in range(1, policy.attempts + 1):
         try:
-            return _http_get(url, policy, on_progress)
+            return _http_get(url, policy, on_progress, setting)
         except _PermanentHttpError as error:
             raise CorpusError(str(error)) from None
         except (requests.RequestException, _RetryableHttpError) as error:
@@ -73,8 +83,7 @@ def fetch(url: str, policy: DownloadPolicy = DownloadPolicy(),
                 time.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
     raise CorpusError(
         f"could not download {url} after {policy.attempts} attempts: {last_error}. "
-        "Check the network, or point [DownloadCorpus] url / SPAM_CORPUS_URL at a mirror "
-        "or a local copy of the zip"
+        f"Check the network, or point {setting} at a mirror or a local copy"
     )
 
 
@@ -86,15 +95,16 @@ class _PermanentHttpError(Exception):
     pass
 
 
-def _http_get(url: str, policy: DownloadPolicy, on_progress: ProgressCallback | None) -> bytes:
+def _http_get(url: str, policy: DownloadPolicy, on_progress: ProgressCallback | None,
+              setting: str) -> bytes:
     timeout = (policy.connect_timeout, policy.read_timeout)
     with requests.get(url, stream=True, timeout=timeout, verify=True) as response:
         if response.status_code == 429 or response.status_code >= 500:
             raise _RetryableHttpError(f"HTTP {response.status_code} from {url}")
         if response.status_code >= 400:
             raise _PermanentHttpError(
-                f"HTTP {response.status_code} {response.reason} from {url}: the corpus is not "
-                "there. Fix [DownloadCorpus] url or SPAM_CORPUS_URL"
+                f"HTTP {response.status_code} {response.reason} from {url}: the file is not "
+                f"there. Fix {setting}"
             )
         expected = response.headers.get("Content-Length")
         total = int(expected) if expected and expected.isdigit() else None
@@ -114,15 +124,14 @@ def _http_get(url: str, policy: DownloadPolicy, on_progress: ProgressCallback | 
 
 def _too_large(url: str, size: int, policy: DownloadPolicy) -> str:
     return (f"{url} is {size:,} bytes, over the {policy.max_bytes:,} byte limit "
-            "([DownloadCorpus] max_download_bytes); is it really the SMS Spam Collection?")
+            "([DownloadCorpus] max_download_bytes); is it the right file?")
 
 
-def _read_local(url: str, policy: DownloadPolicy) -> bytes:
+def _read_local(url: str, policy: DownloadPolicy, setting: str) -> bytes:
     path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)) \
         if url.lower().startswith("file:") else Path(url)
     if not path.is_file():
-        raise CorpusError(f"corpus archive {path} does not exist ([DownloadCorpus] url "
-                          "or SPAM_CORPUS_URL)")
+        raise CorpusError(f"{path} does not exist ({setting})")
     if path.stat().st_size > policy.max_bytes:
         raise CorpusError(_too_large(str(path), path.stat().st_size, policy))
     return path.read_bytes()
@@ -251,32 +260,148 @@ def stratified_split(labels: pd.Series, seed: int,
     return assignment
 
 
-def build_corpus_table(member: bytes, seed: int, max_malformed_share: float
-                       ) -> tuple[pd.DataFrame, dict]:
-    """The clean table (line, label, text, split) and its statistics."""
+def build_corpus_table(member: bytes, seed: int, max_malformed_share: float,
+                       extra_sources: list[LabelledMessages] = ()) -> tuple[pd.DataFrame, dict]:
+    """The clean table (source, line, label, text, split) and its statistics.
+
+    The corpus comes first; each extra source adds the texts not seen before (see
+    :func:`new_messages`) and is split 70/10/20 on its own, stratified, with the same
+    seed, so the corpus's split never depends on the sources and each source's test part
+    measures the model on that source.
+    """
     parsed = parse_corpus(member, max_malformed_share)
     messages, repeated = drop_repeated_texts(parsed.messages)
+    messages.insert(0, "source", CORPUS_SOURCE)
     messages["split"] = stratified_split(messages["label"], seed)
-    counts = messages.groupby(["split", "label"]).size()
+    parts, seen = [messages], dict(zip(messages["text"], messages["label"]))
+    source_stats = [{"name": CORPUS_SOURCE, "lines": parsed.lines,
+                     "repeated_texts_dropped": repeated, **_split_counts(messages)}]
+    for source in extra_sources:
+        added, counts = new_messages(source, seen)
+        added["split"] = stratified_split(added["label"], seed)
+        parts.append(added)
+        source_stats.append({"name": source.name, **source.describe(), **counts,
+                             **_split_counts(added)})
+    table = pd.concat(parts, ignore_index=True)
     stats = {
         "lines": parsed.lines,
         "malformed": parsed.malformed,
         "repeated_texts_dropped": repeated,
-        "messages": len(messages),
-        "labels": messages["label"].value_counts().to_dict(),
-        "splits": {s: {l: int(counts.get((s, l), 0)) for l in LABELS} for s in SPLITS},
+        **_split_counts(table),
         "split_seed": seed,
+        "sources": source_stats,
+        "label_conflict_rule": LABEL_CONFLICT_RULE,
     }
-    return messages, stats
+    return table, stats
+
+
+LABEL_CONFLICT_RULE = ("the first occurrence wins: a text already in the corpus or in an "
+                       "earlier extra source keeps that label, and its later copies are "
+                       "dropped and counted (conflicting_labels counts those with the other "
+                       "label)")
+
+
+def new_messages(source: LabelledMessages, seen: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """The rows of ``source`` whose text is not in ``seen`` (text -> label, updated in
+    place), and counts of what was dropped. Raises when nothing is new."""
+    rows, repeated, conflicting = [], 0, 0
+    for line, text, spam in zip(source.lines, source.texts, source.labels):
+        label = LABELS[int(spam)]
+        if text in seen:
+            repeated += 1
+            conflicting += seen[text] != label
+            continue
+        seen[text] = label
+        rows.append((source.name, line, label, text))
+    if not rows:
+        raise CorpusError(
+            f"every text of extra source {source.location} ({len(source.texts)} messages) is "
+            "already in the corpus or an earlier source, so it adds nothing to learn from: "
+            "is it the right file? Remove it from [DownloadCorpus] extra_sources")
+    added = pd.DataFrame(rows, columns=["source", "line", "label", "text"])
+    return added, {"repeated_texts_dropped": repeated, "conflicting_labels": conflicting}
+
+
+def _split_counts(messages: pd.DataFrame) -> dict:
+    counts = messages.groupby(["split", "label"]).size()
+    return {"messages": len(messages),
+            "labels": {l: int((messages["label"] == l).sum()) for l in LABELS},
+            "splits": {s: {l: int(counts.get((s, l), 0)) for l in LABELS} for s in SPLITS}}
+
+
+# --------------------------------------------------------------------------- extra sources
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One item of ``[DownloadCorpus] extra_sources``: where, and optionally the pinned
+    sha256 of its bytes (``location#sha256=<hex>``)."""
+
+    location: str
+    pinned_sha256: str | None = None
+
+
+def sources_from_setting(setting: str) -> list[SourceSpec]:
+    """Parse the comma-separated ``extra_sources`` setting; names must be distinct."""
+    specs = []
+    for item in (part.strip() for part in setting.split(",")):
+        if not item:
+            continue
+        location, _, pin = item.partition("#sha256=")
+        pin = pin.strip().lower() or None
+        if pin is not None and (len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin)):
+            raise CorpusError(f"extra source {item!r}: '#sha256=' must be followed by 64 hex "
+                              f"digits ({SOURCES_SETTING})")
+        specs.append(SourceSpec(location.strip(), pin))
+    names = [name_of(spec.location) for spec in specs]
+    clashes = sorted({n for n in names if names.count(n) > 1 or n == CORPUS_SOURCE})
+    if clashes:
+        raise CorpusError(
+            f"extra sources are named by their file name, and {clashes} is taken (by another "
+            f"source or the corpus itself) in {SOURCES_SETTING}: rename the file")
+    return specs
+
+
+def fetch_source(spec: SourceSpec, policy: DownloadPolicy) -> bytes:
+    """The bytes of one extra source, checked against its pin if it has one."""
+    data = fetch(spec.location, policy, setting=SOURCES_SETTING)
+    actual = hashlib.sha256(data).hexdigest()
+    if spec.pinned_sha256 and actual != spec.pinned_sha256:
+        raise CorpusError(
+            f"extra source {spec.location} has sha256 {actual}, expected "
+            f"{spec.pinned_sha256}. If you trust the new content, pin it with "
+            f"{spec.location}#sha256={actual} in {SOURCES_SETTING}")
+    return data
+
+
+def read_source(data: bytes, spec: SourceSpec) -> LabelledMessages:
+    try:
+        return parse_labelled(data, spec.location, SOURCES_SETTING)
+    except LabelledFileError as error:
+        raise CorpusError(f"extra source {error}") from None
 
 
 def read_corpus_table(path: Path | str) -> pd.DataFrame:
-    """Read a table written by :func:`build_corpus_table` (texts stay strings, even "NA")."""
-    return pd.read_csv(path, dtype={"line": "int64", "label": str, "text": str, "split": str},
-                       keep_default_na=False, na_filter=False)
+    """Read a table written by :func:`build_corpus_table` (texts stay strings, even "NA").
+    A table written before extra sources existed is all corpus."""
+    table = pd.read_csv(path, dtype={"source": str, "line": "int64", "label": str,
+                                     "text": str, "split": str},
+                        keep_default_na=False, na_filter=False)
+    if "source" not in table.columns:
+        table.insert(0, "source", CORPUS_SOURCE)
+    return table
 
 
-def texts_and_labels(table: pd.DataFrame, split: str) -> tuple[list[str], np.ndarray]:
-    """The texts of one split of a corpus table and their labels (True for spam)."""
+def texts_and_labels(table: pd.DataFrame, split: str, source: str | None = None
+                     ) -> tuple[list[str], np.ndarray]:
+    """The texts of one split of a corpus table (of one ``source``, or all of them) and
+    their labels (True for spam)."""
     rows = table[table["split"] == split]
+    if source is not None:
+        rows = rows[rows["source"] == source]
     return rows["text"].tolist(), (rows["label"] == "spam").to_numpy()
+
+
+def sources_of(table: pd.DataFrame) -> list[str]:
+    """The sources of a corpus table, the corpus first, then the extra sources in order."""
+    return list(dict.fromkeys(table["source"]))

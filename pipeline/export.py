@@ -29,6 +29,10 @@ CLASS_NAMES = ("ham", "spam")
 TEXT_FEATURE = "text"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 PROVENANCE_FILE = "assets.extra/provenance.json"
+# What drift monitoring compares each day with (MonitorScores): the vocabulary, and the
+# test split's scores and token statistics through this export's own signature.
+VOCABULARY_FILE = "assets.extra/vocabulary.txt"
+MONITORING_REFERENCE_FILE = "assets.extra/monitoring_reference.json"
 MAX_WARMUP_RECORDS = 1000
 
 # Real messages of both kinds, short and long, sent to each signature at load time.
@@ -155,6 +159,39 @@ def read_warmup_requests(export_dir: Path | str) -> list:
 
 def read_provenance(export_dir: Path | str) -> dict:
     return json.loads((Path(export_dir) / PROVENANCE_FILE).read_text())
+
+
+def write_monitoring_reference(export_dir: Path, vocabulary: list[str],
+                               test_texts: list[str]) -> dict:
+    """Store what the model saw at training time beside the export: its vocabulary, and
+    the scores (through its ``serving_default`` signature) and token statistics of the
+    test split. Returns the reference."""
+    from pipeline import monitoring, scoring
+
+    probabilities, labels = scoring.score_texts(test_texts, ServingSignature(export_dir), 1024)
+    counts = text.token_statistics(test_texts, text.make_lookup(vocabulary))
+    reference = monitoring.Reference(
+        histogram=monitoring.score_histogram(probabilities), rows=len(test_texts),
+        spam_share=float(np.mean(labels == CLASS_NAMES[1])),
+        mean_probability=float(np.mean(probabilities)),
+        oov_share=counts["oov_tokens"] / max(counts["word_tokens"], 1),
+        url_share=counts["url_messages"] / max(counts["messages"], 1))
+    (export_dir / VOCABULARY_FILE).write_text("".join(w + "\n" for w in vocabulary),
+                                              encoding="utf-8")
+    (export_dir / MONITORING_REFERENCE_FILE).write_text(
+        json.dumps(reference.as_dict(), indent=2) + "\n")
+    return reference.as_dict()
+
+
+def read_monitoring_reference(export_dir: Path | str) -> tuple[dict, list[str]]:
+    """The reference and vocabulary that :func:`write_monitoring_reference` stored."""
+    folder = Path(export_dir)
+    if not (folder / MONITORING_REFERENCE_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder} has no {MONITORING_REFERENCE_FILE}: it was exported before drift "
+            "monitoring existed. Promote a newly trained version to monitor its scores")
+    words = (folder / VOCABULARY_FILE).read_text(encoding="utf-8").split("\n")[:-1]
+    return json.loads((folder / MONITORING_REFERENCE_FILE).read_text()), words
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,5 +1,6 @@
 """Decide whether a candidate model may go live: absolute floors from luigi.cfg, and no
-regression beyond a tolerance against the live version on the same test split."""
+regression beyond a tolerance against the live version on the same test split of the
+SMS Spam Collection; then, for each extra source, on that source's test part."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,4 +42,38 @@ def refusals(candidate: dict, live: dict | None, rules: GateRules) -> list[str]:
                 f"test ham blocked {candidate['ham_blocked']:.4f} exceeds the live version's "
                 f"{live['ham_blocked']:.4f} by more than {rules.max_ham_blocked_rise} "
                 "([PromoteVersion] max_ham_blocked_rise)")
+    return reasons
+
+
+@dataclass(frozen=True)
+class SourceRules:
+    """Floors for the test part of each extra source (``[PromoteVersion] source_*``):
+    by default a candidate may be no worse than the live version on any of them."""
+
+    max_mcc_drop: float = 0.0
+    max_ham_blocked_rise: float = 0.0
+    min_mcc: dict[str, float] | None = None   # source name -> absolute floor
+
+
+def source_refusals(source: str, candidate: dict, live: dict | None,
+                    rules: SourceRules) -> list[str]:
+    """Reasons to refuse ``candidate`` for its metrics on the test part of extra source
+    ``source``; each names the source, the values and the setting."""
+    reasons = []
+    where = f"on the test part of extra source {source!r} ({candidate['messages']} messages)"
+    floor = (rules.min_mcc or {}).get(source)
+    if floor is not None and not candidate["mcc"] >= floor:
+        reasons.append(f"MCC {candidate['mcc']:.4f} {where} is below its floor {floor} "
+                       "([PromoteVersion] source_min_mcc)")
+    if live is not None:
+        if candidate["mcc"] < live["mcc"] - rules.max_mcc_drop:
+            reasons.append(
+                f"MCC {candidate['mcc']:.4f} {where} falls behind the live version's "
+                f"{live['mcc']:.4f} by more than {rules.max_mcc_drop} "
+                "([PromoteVersion] source_max_mcc_drop)")
+        if candidate["ham_blocked"] > live["ham_blocked"] + rules.max_ham_blocked_rise:
+            reasons.append(
+                f"ham blocked {candidate['ham_blocked']:.4f} {where} exceeds the live "
+                f"version's {live['ham_blocked']:.4f} by more than "
+                f"{rules.max_ham_blocked_rise} ([PromoteVersion] source_max_ham_blocked_rise)")
     return reasons

@@ -147,7 +147,7 @@ def _mistake_rows(wrong: pd.DataFrame) -> str:
 def _evaluation_section(name: str, stem: str, at: dict, wrong: pd.DataFrame) -> str:
     figures = "".join(f"<td>{at[k]:.4f}</td>" for k in _HEADLINE)
     return f"""<h2>Evaluation set {html.escape(name)}</h2>
-<p><code>{html.escape(at['path'])}</code>: {at['messages']} messages, {at['spam']} spam
+<p><code>{html.escape(at['location'])}</code>: {at['messages']} messages, {at['spam']} spam
 (sha256 <code>{at['sha256'][:16]}</code>), scored at the same threshold.</p>
 <table><tr><th>accuracy</th><th>MCC</th><th>spam caught</th><th>ham blocked</th>
 <th>ROC AUC</th><th>PR AUC</th></tr><tr>{figures}</tr></table>
@@ -162,6 +162,12 @@ def _page(result: dict, wrong: pd.DataFrame, evaluation_sections: str = "") -> s
         f"<tr><td>{split}</td>" + "".join(
             f"<td>{result[split][k]:.4f}</td>" for k in _HEADLINE) + "</tr>"
         for split in ("validation", "test"))
+    by_source = result.get("test_by_source", {})
+    if len(by_source) > 1:  # extra sources: each one's test part, at the same threshold
+        rows += "".join(
+            f"<tr><td>test: {html.escape(source)} ({at['messages']})</td>" + "".join(
+                f"<td>{at[k]:.4f}</td>" for k in _HEADLINE) + "</tr>"
+            for source, at in by_source.items())
     mistakes = _mistake_rows(wrong)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Spam RNN training report</title>

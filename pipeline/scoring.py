@@ -237,6 +237,39 @@ def scored_table(chunk: pd.DataFrame, probabilities: np.ndarray, labels: np.ndar
          pa.array(np.full(len(chunk), model_version), pa.int64())], schema=schema)
 
 
+def read_scores(path: Path | str, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
+    """Yield chunks of a scores file that BatchScore wrote (CSV or Parquet), with
+    :data:`OUTPUT_COLUMNS`, in file order."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    else:
+        types = {field.name: field.type for field in _output_schema()}
+        batches = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 24),
+                                  convert_options=pa_csv.ConvertOptions(
+                                      column_types=types, strings_can_be_null=False))
+    for batch in batches:
+        yield batch.to_pandas()
+
+
+def read_day_scores(path: Path | str, chunk_rows: int = 50_000
+                    ) -> tuple[int, Iterator[pd.DataFrame]]:
+    """The model version of a scores file (BatchScore scores a file with one version)
+    and its chunks; a file with no rows is an error, for there is nothing to look at."""
+    import itertools
+
+    chunks = read_scores(path, chunk_rows)
+    first = next((chunk for chunk in chunks if len(chunk)), None)
+    if first is None:
+        raise BatchInputError(
+            f"scores file {path} has no rows: the day's input was empty, so there is "
+            "nothing to monitor or review")
+    return int(first["model_version"].iloc[0]), itertools.chain([first], chunks)
+
+
 class CsvSink:
     """Writes scored chunks as one CSV file (header first, even for 0 rows) with Arrow's
     writer: text fields quoted, probabilities in their shortest exact float32 form."""

@@ -22,6 +22,10 @@ from typing import Iterator
 from pipeline.atomic_output import atomic_file, fsync_directory, fsync_tree, remove_path
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
+# What an export folder holds (pipeline.export). Part of ExportSavedModel's fingerprint:
+# an export made before a file was added is made again, and promoted as a new version,
+# instead of being reused.
+EXPORT_LAYOUT = "saved_model, warmup, provenance, vocabulary, monitoring reference"
 _INCOMING_PREFIX = ".incoming-"
 _REMOVING_PREFIX = ".removing-"
 

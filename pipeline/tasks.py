@@ -23,6 +23,7 @@ from luigi.task import flatten, getpaths
 
 from pipeline import corpus, serving, token_rules
 from pipeline.atomic_output import atomic_directory, atomic_path
+from pipeline.labelled_files import name_of
 
 logger = logging.getLogger("luigi-interface")
 
@@ -82,7 +83,8 @@ class PipelineTask(luigi.Task):
 
 
 class DownloadCorpus(PipelineTask):
-    """Fetch the SMS Spam Collection, verify it, drop repeated texts, split 70/10/20."""
+    """Fetch the SMS Spam Collection and any extra labelled sources, verify them, drop
+    repeated texts, split each 70/10/20."""
 
     output_kind = "corpus"
     url = luigi.Parameter(
@@ -90,6 +92,10 @@ class DownloadCorpus(PipelineTask):
         description="Zip archive: http(s)://, file:// or a path. Env: SPAM_CORPUS_URL.")
     sha256 = luigi.Parameter(default=PINNED_CORPUS_SHA256,
                              description="Pinned sha256 of the SMSSpamCollection member.")
+    extra_sources = luigi.Parameter(
+        default="", significant=False,  # their content is in the fingerprint, see rules()
+        description="Comma-separated labelled files or URLs trained on beside the corpus "
+                    "(optionally location#sha256=<hex>); empty: none.")
     split_seed = luigi.IntParameter(default=0, description="Seed of the stratified split.")
     max_malformed_share = luigi.FloatParameter(
         default=0.01, description="Fail when more corpus lines than this share are malformed.")
@@ -102,14 +108,42 @@ class DownloadCorpus(PipelineTask):
     max_download_bytes = luigi.IntParameter(default=50_000_000, significant=False)
     max_member_bytes = luigi.IntParameter(default=20_000_000, significant=False)
 
+    def rules(self) -> list[str]:
+        """Each extra source by name and content: changed bytes make a new corpus (and
+        model); the same bytes under another folder do not."""
+        return [f"{spec_name}:{digest}" for spec_name, digest in self._source_digests()]
+
+    def _source_digests(self) -> list[tuple[str, str]]:
+        """(name, sha256) of each extra source, read once per task instance: the pin when
+        there is one, else the bytes' digest (a URL without a pin is downloaded here)."""
+        if not hasattr(self, "_digests"):
+            self._digests = [
+                (name_of(spec.location),
+                 spec.pinned_sha256 or hashlib.sha256(
+                     corpus.fetch_source(spec, self._policy())).hexdigest())
+                for spec in corpus.sources_from_setting(self.extra_sources)]
+        return self._digests
+
+    def _policy(self) -> corpus.DownloadPolicy:
+        return corpus.DownloadPolicy(self.connect_timeout, self.read_timeout, self.attempts,
+                                     self.backoff_seconds, self.max_download_bytes)
+
     def run(self):
-        policy = corpus.DownloadPolicy(self.connect_timeout, self.read_timeout, self.attempts,
-                                       self.backoff_seconds, self.max_download_bytes)
-        archive = corpus.fetch(self.url, policy, on_progress=self._report_bytes)
+        archive = corpus.fetch(self.url, self._policy(), on_progress=self._report_bytes)
         member = corpus.read_corpus_member(archive, self.max_member_bytes)
         digest = corpus.verify_sha256(member, self.sha256)
+        sources = []
+        for spec, (_, expected) in zip(corpus.sources_from_setting(self.extra_sources),
+                                       self._source_digests()):
+            data = corpus.fetch_source(spec, self._policy())
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise corpus.CorpusError(
+                    f"extra source {spec.location} changed while this run was being "
+                    "scheduled; run again (pin it with #sha256= to notice such changes)")
+            sources.append(corpus.read_source(data, spec))
         table, stats = corpus.build_corpus_table(member, self.split_seed,
-                                                 self.max_malformed_share)
+                                                 self.max_malformed_share, sources)
+        stats["sources"][0].update(location=self.url, sha256=digest)
         with atomic_directory(self.output_folder()) as folder:
             table.to_csv(folder / "messages.csv", index=False)
             _json_dump(folder / "stats.json", {**stats, "sha256": digest, "url": self.url})
@@ -228,6 +262,9 @@ class ExportSavedModel(PipelineTask):
     def requires(self):
         return {"training": TrainRNN(), "vocab": BuildVocab(), "corpus": DownloadCorpus()}
 
+    def rules(self) -> list[str]:
+        return [serving.EXPORT_LAYOUT]
+
     def run(self):
         import keras
 
@@ -243,6 +280,9 @@ class ExportSavedModel(PipelineTask):
             "training_parameters": TrainRNN().to_str_params(only_significant=True),
             "metrics": metrics,
             "corpus_sha256": corpus_stats["sha256"],
+            "sources": [{key: source.get(key) for key in ("name", "location", "sha256",
+                                                           "messages")}
+                        for source in corpus_stats.get("sources", [])],
             "code_version": code_version(),
             "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -253,6 +293,9 @@ class ExportSavedModel(PipelineTask):
                                      metrics["threshold"], folder, provenance,
                                      model_name=pipeline().model_name,
                                      char_gram_buckets=trained_with.get("char_gram_buckets", 0))
+            table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
+            export.write_monitoring_reference(folder, words,
+                                              corpus.texts_and_labels(table, "test")[0])
 
 
 class ServedVersionTarget(luigi.Target):
@@ -274,8 +317,9 @@ class PromotionRefused(RuntimeError):
 class PromoteVersion(PipelineTask):
     """Smoke-test the staged export, gate it on quality, publish it as the next version.
 
-    The gate compares the candidate with the live version on the same test split, both
-    scored through their serving signatures. A refused candidate fails the task with the
+    The gate compares the candidate with the live version on the same test split of the
+    SMS Spam Collection, then on each extra source's test part, all scored through their
+    serving signatures. A refused candidate fails the task with the
     reasons; the live version keeps serving and the candidate stays staged.
     """
 
@@ -288,6 +332,15 @@ class PromoteVersion(PipelineTask):
                                        description="Newest versions kept; 0 keeps all.")
     smoke_test = luigi.BoolParameter(default=True, significant=False,
                                      parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    source_max_mcc_drop = luigi.FloatParameter(
+        default=0.0, significant=False,
+        description="Per extra source: largest MCC drop against the live version.")
+    source_max_ham_blocked_rise = luigi.FloatParameter(
+        default=0.0, significant=False,
+        description="Per extra source: largest rise of ham blocked against the live version.")
+    source_min_mcc = luigi.DictParameter(
+        default={}, significant=False,
+        description='Per extra source: an MCC floor, e.g. {"feedback-2026-11": 0.8}.')
     force = luigi.BoolParameter(default=False, significant=False,
                                 description="Publish even if the gate refuses.")
 
@@ -306,17 +359,33 @@ class PromoteVersion(PipelineTask):
             self.set_status_message("smoke test: loading the export in a fresh process")
             self._smoke_test(staged, base, export_id)
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
-        texts, labels = corpus.texts_and_labels(table, "test")
-        self.set_status_message("gate: scoring the test split with candidate and live")
-        candidate = export.evaluate_export(staged, texts, labels)
         live = serving.live_version(base)
-        live_metrics = export.evaluate_export(base / str(live), texts, labels) if live else None
+
+        def scored(source: str) -> tuple[dict, dict | None]:
+            """Candidate's and live version's metrics on one source's test part."""
+            self.set_status_message(f"gate: scoring the test part of {source} with "
+                                    "candidate and live")
+            texts, labels = corpus.texts_and_labels(table, "test", source)
+            return (export.evaluate_export(staged, texts, labels),
+                    export.evaluate_export(base / str(live), texts, labels) if live else None)
+
+        candidate, live_metrics = scored(corpus.CORPUS_SOURCE)
         rules = promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
                                          self.min_spam_caught, self.max_mcc_drop,
                                          self.max_ham_blocked_rise)
         reasons = promotion_gate.refusals(candidate, live_metrics, rules)
         summary = {"candidate_metrics": _headline(candidate),
                    "live_version": live, "live_metrics": _headline(live_metrics)}
+        source_rules = promotion_gate.SourceRules(
+            self.source_max_mcc_drop, self.source_max_ham_blocked_rise,
+            dict(self.source_min_mcc))
+        for source in corpus.sources_of(table)[1:]:
+            source_candidate, source_live = scored(source)
+            reasons += promotion_gate.source_refusals(source, source_candidate, source_live,
+                                                      source_rules)
+            summary.setdefault("extra_sources", {})[source] = {
+                "candidate_metrics": _headline(source_candidate),
+                "live_metrics": _headline(source_live)}
         if reasons and not self.force:
             serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
                                  reasons=reasons, **summary)
@@ -468,7 +537,8 @@ class BatchScore(PipelineTask):
     def _test_split(self):
         """The corpus test split as a scoring input (id = corpus line number)."""
         table = corpus.read_corpus_table(self.input_folder("messages") / "messages.csv")
-        test = table.loc[table.split == "test", ["line", "text"]]
+        test = table.loc[(table.split == "test") & (table.source == corpus.CORPUS_SOURCE),
+                         ["line", "text"]]
         return test.rename(columns={"line": "id"}).reset_index(drop=True)
 
     def _report_rows(self, rows: int) -> None:
@@ -515,6 +585,152 @@ class ScoreShard(luigi.Task):
 
     def _report_rows(self, rows: int) -> None:
         self.set_status_message(f"shard {self.shard + 1}/{self.shards}: scored {rows:,} rows")
+
+
+class DayOfScores(luigi.Task):
+    """A task that reads one day's scores: BatchScore's output for ``date`` and ``input``
+    (the same parameters as BatchScore, so it runs the scoring first when needed)."""
+
+    date = luigi.DateParameter(default=dt.date.today(), description="The day to read.")
+    input = luigi.Parameter(default="", description="The messages BatchScore scored for "
+                                                    "that day (default: as BatchScore).")
+    output_kind: str = ""
+    suffix: str = ""
+
+    def requires(self):
+        return BatchScore(date=self.date, input=self.input)
+
+    def output(self):
+        return luigi.LocalTarget(str(outputs_root() / self.output_kind / self.date.isoformat()
+                                     / f"{self.requires().output_name()}{self.suffix}"))
+
+    def day_scores(self):
+        """The model version that scored the day, and the scored chunks."""
+        from pipeline import scoring
+
+        return scoring.read_day_scores(self.requires().output().path)
+
+    def status(self, message: str) -> None:
+        """The dashboard's status line (none when ``run()`` is called outside a worker)."""
+        if self.set_status_message:
+            self.set_status_message(message)
+
+
+class ReviewQueue(DayOfScores):
+    """The day's messages worth a human label: those nearest the threshold, and a small
+    random sample of confident ones. Label the ``label`` column (ham or spam) of a copy,
+    and that copy is an extra source ([DownloadCorpus] extra_sources) as it is."""
+
+    output_kind, suffix = "review", ".csv"
+    max_rows = luigi.IntParameter(default=200, significant=False,
+                                  description="Messages in the queue at most.")
+    confident_rows = luigi.IntParameter(
+        default=20, significant=False, description="Of those, a random sample of confident ones.")
+    confident_probability = luigi.FloatParameter(
+        default=0.95, significant=False,
+        description="Confident: the spam or ham probability is at least this.")
+
+    def run(self):
+        from pipeline import review_queue
+
+        version, chunks = self.day_scores()
+        threshold = self._threshold(version)
+        policy = review_queue.QueuePolicy(self.max_rows, self.confident_rows,
+                                          self.confident_probability,
+                                          seed=self.date.toordinal())
+        queue = review_queue.review_queue(chunks, threshold, policy)
+        with atomic_path(self.output().path) as temporary:
+            queue.to_csv(temporary, index=False)
+        self.status(f"{len(queue)} messages to review (version {version}, "
+                                f"threshold {threshold:.3f})")
+
+    @staticmethod
+    def _threshold(version: int) -> float:
+        try:
+            return float(serving.version_provenance(serving_base(), version)["threshold"])
+        except (OSError, KeyError, ValueError):
+            raise RuntimeError(
+                f"the scores were made by version {version}, whose folder under "
+                f"{serving_base()} is gone or has no threshold; score the day again with "
+                "the live version (delete the scores file and rerun)") from None
+
+
+class DriftDetected(RuntimeError):
+    """A day's messages or scores differ from what the live model was trained on."""
+
+
+class MonitorScores(DayOfScores):
+    """Compare a day's scores and messages with what the live model saw at training
+    time; write the day's figures, the monitoring report and the Prometheus file, and
+    fail when a measure crosses its threshold (unless fail_on_drift is false)."""
+
+    output_kind, suffix = "monitoring", ".json"
+    max_psi = luigi.FloatParameter(default=0.3, significant=False,
+                                   description="Population stability index of the scores.")
+    max_oov_share = luigi.FloatParameter(
+        default=0.16, significant=False,
+        description="Share of word tokens outside the vocabulary.")
+    max_url_share = luigi.FloatParameter(default=0.15, significant=False,
+                                         description="Share of messages holding a link.")
+    max_spam_share = luigi.FloatParameter(default=0.5, significant=False,
+                                          description="Share of messages labelled spam.")
+    min_rows = luigi.IntParameter(
+        default=200, significant=False,
+        description="Fewer rows: the score distribution is reported, not judged.")
+    fail_on_drift = luigi.BoolParameter(default=True, significant=False,
+                                        parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    report_days = luigi.IntParameter(default=30, significant=False,
+                                     description="Days shown in monitoring/report.html.")
+
+    def run(self):
+        import numpy as np
+
+        from pipeline import export, monitoring, text
+
+        version, chunks = self.day_scores()
+        folder = serving_base() / str(version)
+        try:
+            reference, words = export.read_monitoring_reference(folder)
+        except OSError as error:
+            raise RuntimeError(f"cannot monitor scores of version {version}: {error}") from None
+        lookup = text.make_lookup(words)
+        probabilities, spam = [], []
+        counts = {"messages": 0, "word_tokens": 0, "oov_tokens": 0, "url_messages": 0}
+        for chunk in chunks:
+            probabilities.append(chunk["spam_probability"].to_numpy(np.float64))
+            spam.append((chunk["label"] == "spam").to_numpy())
+            for key, value in text.token_statistics(chunk["text"].tolist(), lookup).items():
+                counts[key] += value
+            self.status(f"read {counts['messages']:,} scored messages")
+        thresholds = self.thresholds()
+        summary = monitoring.day_summary(
+            np.concatenate(probabilities), np.concatenate(spam), counts["word_tokens"],
+            counts["oov_tokens"], counts["url_messages"],
+            monitoring.Reference.from_dict(reference), thresholds)
+        summary.update(date=self.date.isoformat(), model_version=version,
+                       scores=self.requires().output().path)
+        with atomic_path(self.output().path) as temporary:
+            _json_dump(Path(temporary), summary)
+        root = outputs_root() / self.output_kind
+        monitoring.write_report(root, thresholds, self.report_days)
+        monitoring.write_prometheus(root / f"{pipeline().model_name}.prom", summary,
+                                    self.date.isoformat(), self.requires().output_name(),
+                                    version)
+        verdict = "; ".join(summary["reasons"]) or "no drift"
+        self.status(f"{summary['rows']:,} rows, psi {summary['psi']:.3f}, "
+                                f"oov {summary['oov_share']:.3f}: {verdict}")
+        if summary["drift"]:
+            message = f"drift on {self.date} ({self.output().path}): {verdict}"
+            if self.fail_on_drift:
+                raise DriftDetected(message)
+            logger.warning(message)
+
+    def thresholds(self):
+        from pipeline import monitoring
+
+        return monitoring.DriftThresholds(self.max_psi, self.max_oov_share,
+                                          self.max_url_share, self.max_spam_share,
+                                          self.min_rows)
 
 
 def code_version() -> str:

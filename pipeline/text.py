@@ -132,3 +132,22 @@ def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
         inputs["char_gram_ids"] = tf.cast(grams.to_tensor(default_value=PAD_ID),
                                           tf.int32).numpy()
     return inputs
+
+
+def token_statistics(texts: list[str], lookup, batch_size: int = 4096) -> dict[str, int]:
+    """How many word tokens ``texts`` hold, how many of those ``lookup`` (see
+    :func:`make_lookup`) does not know, and how many messages hold a link: what drift
+    monitoring compares between a day's messages and the training data.
+
+    A word token is a token with a letter or a digit in it (punctuation is not a word)."""
+    counts = {"messages": 0, "word_tokens": 0, "oov_tokens": 0, "url_messages": 0}
+    for start in range(0, len(texts), batch_size):
+        tokens = tokenize(tf.constant(texts[start:start + batch_size], tf.string))
+        words = tf.strings.regex_full_match(tokens.flat_values, r".*[\pL\pN].*")
+        unknown = tf.logical_and(words, tf.equal(lookup.lookup(tokens.flat_values), OOV_ID))
+        links = tf.reduce_any(tf.equal(tokens, rules.URL_TOKEN), axis=1)
+        counts["messages"] += int(tokens.nrows())
+        counts["word_tokens"] += int(tf.math.count_nonzero(words))
+        counts["oov_tokens"] += int(tf.math.count_nonzero(unknown))
+        counts["url_messages"] += int(tf.math.count_nonzero(links))
+    return counts

@@ -52,6 +52,8 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
             encoded["validation"][1], probabilities["validation"], threshold),
         "test": metrics.classification_metrics(
             encoded["test"][1], probabilities["test"], threshold),
+        "test_by_source": _metrics_by_source(table, encoded["test"][1], probabilities["test"],
+                                             threshold),
         "epochs_trained": len(history),
         "weights_sha256": weights_checksum(model),
         "config": config.as_dict(),
@@ -61,6 +63,15 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
             for held_out, scored_set in zip(evaluation_sets, scored[1:])},
     }
     return {"model": model, "history": history, "metrics": result, "scored": scored}
+
+
+def _metrics_by_source(table: pd.DataFrame, labels: np.ndarray, probabilities: np.ndarray,
+                       threshold: float) -> dict:
+    """Test metrics of each source of the corpus table (the corpus, then extra sources)."""
+    sources = table.loc[table["split"] == "test", "source"].to_numpy()
+    return {source: metrics.classification_metrics(
+                labels[sources == source], probabilities[sources == source], threshold)
+            for source in corpus.sources_of(table)}
 
 
 def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,

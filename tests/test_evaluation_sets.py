@@ -47,8 +47,8 @@ def test_reads_label_tab_text_lines_and_tables_with_a_header(tmp_path):
     ("bad_label.csv", "label,text\nham,hi\nmaybe,x\n", "line 3: label 'maybe'"),
     ("no_text.csv", "label,message\nham,hi\n", "no 'text' column"),
     ("no_tab.tsv", "ham\thi\nspam WIN now\n", "line 2: no tab"),
-    ("latin1.tsv", "ham\tcaf\u00e9\n".encode("latin-1"), "not valid UTF-8 (line 1"),
-    ("empty.tsv", "\n", "holds no messages"),
+    ("latin1.tsv", "ham\tcaf\u00e9\n".encode("latin-1"), "line 1: byte 0xe9 is not UTF-8"),
+    ("empty.tsv", "\n", "is empty"),
 ])
 def test_a_bad_file_names_the_file_and_line(tmp_path, name, content, expected):
     path = _write(tmp_path, name, content)

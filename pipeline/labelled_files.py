@@ -1,0 +1,175 @@
+"""Files of labelled messages: the one reader behind extra training sources
+(``[DownloadCorpus] extra_sources``) and evaluation sets (``[TrainRNN] evaluation_sets``).
+
+Accepted formats, UTF-8 (a byte-order mark is allowed):
+
+- ``label<TAB>text`` lines with no header, like ``SMSSpamCollection``;
+- CSV (``.csv``) or TSV with a header naming ``label`` and ``text`` columns; other columns
+  are ignored, so a labelled copy of a review queue file is read as it is;
+- JSON Lines (``.jsonl``, ``.ndjson``, or a first line that starts with ``{``): one object
+  per line with ``label`` and ``text`` keys.
+
+Labels are ``ham`` or ``spam`` in any case. Anything else, an empty text, a missing
+column, bytes that are not UTF-8, NUL bytes or an empty file is an error that names the
+file and the line: a labelled row is never skipped without a word.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+LABELS = ("ham", "spam")
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class LabelledFileError(ValueError):
+    """A labelled file cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class LabelledMessages:
+    """The messages of one file, in file order."""
+
+    name: str              # the file name without its extension
+    location: str          # the path or URL it was read from
+    sha256: str            # of the file's bytes
+    lines: list[int]       # line of each message in the file (its first line, for CSV)
+    texts: list[str]
+    labels: np.ndarray     # True for spam
+
+    def describe(self) -> dict:
+        return {"location": self.location, "sha256": self.sha256,
+                "messages": len(self.texts), "spam": int(self.labels.sum())}
+
+
+def _path_of(location: str) -> PurePosixPath:
+    path = urllib.parse.urlsplit(location).path if "://" in location else location
+    return PurePosixPath(path.replace("\\", "/"))
+
+
+def name_of(location: str) -> str:
+    """A file's name without folder and extension, for a path or a URL."""
+    return _path_of(location).stem
+
+
+def parse_labelled(data: bytes, location: str, setting: str) -> LabelledMessages:
+    """Read the labelled messages in ``data``, the bytes of ``location``.
+
+    ``setting`` names where the file was configured (e.g. ``[DownloadCorpus]
+    extra_sources``) so that an error says what to fix.
+    """
+    try:
+        return _parse(data, location)
+    except LabelledFileError as error:
+        raise LabelledFileError(f"{error} (file given in {setting})") from None
+
+
+def _parse(data: bytes, location: str) -> LabelledMessages:
+    where = location
+    if not data.strip():
+        raise LabelledFileError(f"{where} is empty: it holds no labelled messages")
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise LabelledFileError(
+            f"{where}, line {line}: NUL bytes; this is not a text file (a spreadsheet or a "
+            "UTF-16 export?). Save it as UTF-8 text: label<TAB>text lines, CSV, TSV or "
+            "JSON Lines")
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise LabelledFileError(
+            f"{where}, line {line}: byte {data[error.start]:#04x} is not UTF-8 (Latin-1 or "
+            "Windows-1252?); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    rows = _rows(content, location, where)
+    if not rows:
+        raise LabelledFileError(f"{where} holds no labelled messages")
+    lines, texts, labels = [], [], []
+    for line, label, message in rows:
+        value = label.strip().lower()
+        if value not in LABELS:
+            raise LabelledFileError(
+                f"{where}, line {line}: label {label!r} is not 'ham' or 'spam'"
+                + (": label every row, or delete the rows you did not label"
+                   if not value else ""))
+        if not message.strip():
+            raise LabelledFileError(f"{where}, line {line}: the text is empty")
+        lines.append(line)
+        texts.append(message)
+        labels.append(value == "spam")
+    return LabelledMessages(name_of(location), location, hashlib.sha256(data).hexdigest(),
+                            lines, texts, np.array(labels, bool))
+
+
+def _rows(content: str, location: str, where: str) -> list[tuple[int, str, str]]:
+    """``(line number, label, text)`` of each non-blank record."""
+    suffix = _path_of(location).suffix.lower()
+    first = content.lstrip().split("\n", 1)[0].rstrip("\r")
+    if suffix in JSON_LINES_SUFFIXES or first.startswith("{"):
+        return _json_lines(content, where)
+    delimiter = "," if suffix == ".csv" else "\t"
+    header = [name.strip().lower() for name in first.split(delimiter)]
+    if "label" in header or "text" in header or suffix == ".csv":
+        return _table_rows(content, delimiter, where)
+    rows = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        label, tab, message = line.partition("\t")
+        if not tab:
+            raise LabelledFileError(
+                f"{where}, line {number}: no tab between label and text (expected "
+                "'ham<TAB>text', a header with label and text columns, or JSON Lines)")
+        rows.append((number, label, message))
+    return rows
+
+
+def _table_rows(content: str, delimiter: str, where: str) -> list[tuple[int, str, str]]:
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [column for column in ("label", "text") if column not in header]
+    if missing:
+        raise LabelledFileError(
+            f"{where} has no {' or '.join(repr(c) for c in missing)} column (its header is "
+            f"{header}); it needs 'label' and 'text' columns, or no header and "
+            "'ham<TAB>text' lines")
+    label_at, text_at = header.index("label"), header.index("text")
+    rows = []
+    start = reader.line_num + 1
+    for fields in reader:
+        line, start = start, reader.line_num + 1
+        if not any(field.strip() for field in fields):
+            continue
+        if len(fields) <= max(label_at, text_at):
+            raise LabelledFileError(
+                f"{where}, line {line}: {len(fields)} fields, expected {len(header)} as in "
+                "its header")
+        rows.append((line, fields[label_at], fields[text_at]))
+    return rows
+
+
+def _json_lines(content: str, where: str) -> list[tuple[int, str, str]]:
+    rows = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise LabelledFileError(f"{where}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict) or "label" not in record or "text" not in record:
+            raise LabelledFileError(
+                f"{where}, line {number}: expected an object with 'label' and 'text' keys")
+        if not isinstance(record["text"], str) or not isinstance(record["label"], str):
+            raise LabelledFileError(f"{where}, line {number}: 'label' and 'text' must be "
+                                    "strings")
+        rows.append((number, record["label"], record["text"]))
+    return rows
