@@ -53,7 +53,16 @@ def _json_dump(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-class PipelineTask(luigi.Task):
+class StatusReporting(luigi.Task):
+    """A task that reports what it is doing on the dashboard's status line."""
+
+    def status(self, message: str) -> None:
+        """Set the status line (there is none when ``run()`` is called outside a worker)."""
+        if self.set_status_message:
+            self.set_status_message(message)
+
+
+class PipelineTask(StatusReporting):
     """A task whose output folder carries a fingerprint of itself and all it depends on."""
 
     output_kind: str = ""
@@ -356,14 +365,14 @@ class PromoteVersion(PipelineTask):
         staged, base = self.input_folder("export"), serving_base()
         export_id = self.requires()["export"].fingerprint()
         if self.smoke_test:
-            self.set_status_message("smoke test: loading the export in a fresh process")
+            self.status("smoke test: loading the export in a fresh process")
             self._smoke_test(staged, base, export_id)
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
         live = serving.live_version(base)
 
         def scored(source: str) -> tuple[dict, dict | None]:
             """Candidate's and live version's metrics on one source's test part."""
-            self.set_status_message(f"gate: scoring the test part of {source} with "
+            self.status(f"gate: scoring the test part of {source} with "
                                     "candidate and live")
             texts, labels = corpus.texts_and_labels(table, "test", source)
             return (export.evaluate_export(staged, texts, labels),
@@ -396,7 +405,7 @@ class PromoteVersion(PipelineTask):
         version, published = serving.promote_export(
             staged, base, export_id, self.keep_versions,
             details={**summary, "forced_past": reasons})
-        self.set_status_message(f"{'published' if published else 'already live as'} "
+        self.status(f"{'published' if published else 'already live as'} "
                                 f"version {version} under {base}")
 
     @staticmethod
@@ -587,7 +596,7 @@ class ScoreShard(luigi.Task):
         self.set_status_message(f"shard {self.shard + 1}/{self.shards}: scored {rows:,} rows")
 
 
-class DayOfScores(luigi.Task):
+class DayOfScores(StatusReporting):
     """A task that reads one day's scores: BatchScore's output for ``date`` and ``input``
     (the same parameters as BatchScore, so it runs the scoring first when needed)."""
 
@@ -609,11 +618,6 @@ class DayOfScores(luigi.Task):
         from pipeline import scoring
 
         return scoring.read_day_scores(self.requires().output().path)
-
-    def status(self, message: str) -> None:
-        """The dashboard's status line (none when ``run()`` is called outside a worker)."""
-        if self.set_status_message:
-            self.set_status_message(message)
 
 
 class ReviewQueue(DayOfScores):
