@@ -240,7 +240,7 @@ def _trend_png(frame: pd.DataFrame, thresholds: DriftThresholds) -> str:
         axis.set(title=title)
         axis.legend(fontsize="small", loc="best")
     axes[-1].set_yscale("symlog", linthresh=0.1)  # a real shift can give a PSI of 10 or more
-    axes[-1].set_ylim(bottom=0)
+    axes[-1].set_ylim(0, 1.5 * max(frame["psi"].max(), thresholds.max_psi))  # no point on the edge
     first, last = frame["when"].min(), frame["when"].max()
     axes[-1].set_xlim(first - timedelta(days=1), last + timedelta(days=1))  # one day: a point
     axes[-1].xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (last - first).days // 8)))

@@ -244,7 +244,10 @@ def read_scores(path: Path | str, chunk_rows: int = 50_000) -> Iterator[pd.DataF
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if path.suffix == ".parquet":
+    if path.is_dir():  # the Spark engine's Parquet dataset: its part files, in order
+        batches = (batch for part in sorted(path.glob("part-*.parquet"))
+                   for batch in pq.ParquetFile(part).iter_batches(batch_size=chunk_rows))
+    elif path.suffix == ".parquet":
         batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
     else:
         types = {field.name: field.type for field in _output_schema()}

@@ -459,11 +459,45 @@ def load_live_signature(version: int | None, concurrent_batches: int = 1):
             "folder") from None
 
 
+class spark(luigi.Config):  # noqa: N801 - the section name in luigi.cfg
+    """``[spark]``: where BatchScore --engine spark runs."""
+
+    master = luigi.Parameter(default="local[2]",
+                             description="Spark master URL: local[N], spark://host:7077, "
+                                         "yarn, k8s://...")
+    conf = luigi.DictParameter(default={}, description="Spark settings, e.g. "
+                                                       '{"spark.executor.memory": "4g"}.')
+
+
+class InputLocationTarget(luigi.Target):
+    """Messages for the Spark engine: a file, a folder of part files, a glob, or a URI of
+    the cluster's file systems (hdfs://, s3a://, gs://: Spark itself checks those)."""
+
+    def __init__(self, location: str):
+        self.path = location
+
+    def exists(self) -> bool:
+        from pipeline.spark_scoring import is_remote, local_files
+
+        return is_remote(self.path) or bool(local_files(self.path))
+
+
+class MessagesLocation(luigi.ExternalTask):
+    """A batch of messages where Spark reads it (see InputLocationTarget)."""
+
+    path = luigi.Parameter()
+
+    def output(self):
+        return InputLocationTarget(self.path)
+
+
 class BatchScore(PipelineTask):
     """Score a file of messages with the live version's ``serving_default`` signature.
 
     With ``--shards N`` the input is scored by N ScoreShard tasks (in parallel with
     ``--workers`` or several processes), and this task joins their parts in input order.
+    With ``--engine spark`` Apache Spark reads and scores the input (files, folders of
+    part files, globs, cluster URIs) into a Parquet dataset, on the master of ``[spark]``.
     """
 
     date = luigi.DateParameter(default=dt.date.today(),
@@ -483,6 +517,10 @@ class BatchScore(PipelineTask):
         default=3, significant=False, description="Batches in the signature at a time.")
     chunk_rows = luigi.IntParameter(default=50_000, significant=False,
                                     description="Rows read and written at a time.")
+    engine = luigi.ChoiceParameter(
+        choices=["local", "spark"], default="local", significant=False,
+        description="local: this process; spark: Apache Spark on [spark] master, writing a "
+                    "Parquet dataset.")
 
     @property
     def messages_path(self) -> str:
@@ -492,23 +530,35 @@ class BatchScore(PipelineTask):
         return self.input_pattern.format(date=self.date.isoformat()) if self.input_pattern else ""
 
     def requires(self):
-        messages = MessagesFile(self.messages_path) if self.messages_path else DownloadCorpus()
+        if not self.messages_path:
+            messages = DownloadCorpus()
+        elif self.engine == "spark":
+            messages = MessagesLocation(self.messages_path)
+        else:
+            messages = MessagesFile(self.messages_path)
         return {"model": PromoteVersion(), "messages": messages}
 
     def output_name(self) -> str:
+        from pipeline.spark_scoring import input_stem, is_remote
+
         if self.messages_path:
-            return Path(self.messages_path).stem + "-" + hashlib.sha256(
-                str(Path(self.messages_path).resolve()).encode()).hexdigest()[:8]
+            where = self.messages_path if is_remote(self.messages_path) else str(
+                Path(self.messages_path).resolve())
+            return input_stem(self.messages_path) + "-" + hashlib.sha256(
+                where.encode()).hexdigest()[:8]
         return "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
 
     def output(self):
+        suffix = "parquet" if self.engine == "spark" else self.output_format
         return luigi.LocalTarget(str(outputs_root() / "scores" / self.date.isoformat()
-                                     / f"{self.output_name()}.{self.output_format}"))
+                                     / f"{self.output_name()}.{suffix}"))
 
     def run(self):
         from pipeline import scoring
 
         version = serving.live_version(serving_base())
+        if self.engine == "spark":
+            return self._run_on_spark(version)
         if self.shards > 1 and self.messages_path:
             # Dynamic dependencies: the shards are cut once the live version is known, and
             # any worker of any process attached to the scheduler may run them.
@@ -533,6 +583,43 @@ class BatchScore(PipelineTask):
             on_progress=self._report_rows))
         self.set_progress_percentage(100)
         self.set_status_message(f"scored {rows:,} rows with version {version}")
+
+    def _run_on_spark(self, version: int | None) -> None:
+        """Score with Spark into a Parquet dataset, published whole or not at all.
+
+        The SparkSession is started here rather than through luigi.contrib.spark's
+        PySparkTask: that one pickles the task and starts it with spark-submit (seconds
+        more, and the working directory is not on its sys.path); here the live version is
+        resolved and the output published in this process, as with the local engine.
+        """
+        from pipeline import spark_scoring
+
+        if not self.messages_path:
+            raise ValueError("--engine spark scores an --input (or [BatchScore] "
+                             "input_pattern): the corpus test split is for the local engine")
+        if self.shards > 1:
+            raise ValueError("--shards is for the local engine; Spark splits the input "
+                             "into tasks itself (see [spark] conf)")
+        if version is None:
+            raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
+        settings = spark()
+        self.status(f"starting Spark on {settings.master}")
+        session = spark_scoring.spark_session(settings.master, dict(settings.conf),
+                                              f"spam_ham BatchScore {self.date}")
+        try:
+            with atomic_directory(Path(self.output().path)) as folder:
+                rows = spark_scoring.score_with_spark(
+                    session, self.messages_path, serving_base() / str(version), version,
+                    folder, self.batch_size, on_progress=self._report_tasks)
+        finally:
+            session.stop()
+        self.set_progress_percentage(100)
+        self.status(f"scored {rows:,} rows with version {version} on Spark")
+
+    def _report_tasks(self, done: int, total: int) -> None:
+        if self.set_progress_percentage:
+            self.set_progress_percentage(round(100 * done / max(total, 1)))
+        self.status(f"Spark: {done}/{total} tasks of the running stages done")
 
     def _write(self, fill) -> int:
         """Run ``fill(sink)`` into a temporary file of the output format; publish it whole."""
