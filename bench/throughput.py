@@ -3,7 +3,7 @@ marginal rate between a small and a large input so that start-up cancels; compar
 same run with one message per signature call (the textbook client) and with a TF-IDF +
 linear SVM pipeline (scikit-learn) predicting the same messages.
 
-    .venv/bin/python bench/throughput.py [--small 20000] [--large 2000000] [--repeats 3]
+    .venv/bin/python bench/throughput.py [--small 20000] [--large 2000000] [--repeats 3] [--spark]
 
 The large input is 2,000,000 rows so that scoring (about 12 s) outweighs the run-to-run
 noise of start-up (about 4.5 s, +-0.3 s); at 200,000 rows the two were of a size.
@@ -34,6 +34,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--single-calls", type=int, default=2_000)
+    parser.add_argument("--spark", action="store_true",
+                        help="add --engine spark rows: local[2] and a standalone cluster of "
+                             "two one-core workers (needs requirements-spark.txt and java)")
+    parser.add_argument("--spark-small", type=int, default=200_000)
     parser.add_argument("--svm-rows", type=int, default=200_000,
                         help="messages the SVM predicts per repeat (its rate does not depend "
                              "on the count; 2M would need 5 GB for its features)")
@@ -80,11 +84,40 @@ def main() -> None:
          f"{svm_rate:,.0f}",
          f"{marginal / svm_rate:.2f}x (ours / SVM)"],
     ]
+    if args.spark:
+        rows += spark_rows(args, marginal)
     detail = (f"\nBatchScore wall time, median of {args.repeats}: {harness.median(small):.1f} s "
               f"for {args.small:,} rows, {harness.median(large):.1f} s for {args.large:,} rows "
               f"(runs: small {[round(s, 1) for s in small]}, large {[round(s, 1) for s in large]}).")
     harness.publish("throughput", harness.markdown_table(
         ["method", "messages/s (median)", "ratio"], rows) + "\n" + detail)
+
+
+def spark_rows(args, local_marginal: float) -> list[list[str]]:
+    """Marginal rates of --engine spark on local[2] and on a two-worker standalone
+    cluster, next to the local engine's of the same run."""
+    spark = ("--BatchScore-engine", "spark")
+    runs: dict[str, tuple[list[float], list[float]]] = {"local[2]": ([], []), "cluster": ([], [])}
+    with harness.standalone_cluster(workers=2, cores=1) as master:
+        for repeat in range(args.repeats):
+            for name, options in (("local[2]", spark),
+                                  ("cluster", (*spark, "--spark-master", master))):
+                month = 5 if name == "local[2]" else 7
+                small, large = runs[name]
+                small.append(batch_score_seconds(args.spark_small,
+                                                 f"2001-{month:02d}-{repeat + 1:02d}", *options))
+                large.append(batch_score_seconds(args.large,
+                                                 f"2001-{month + 1:02d}-{repeat + 1:02d}",
+                                                 *options))
+    rows = []
+    for name, label in (("local[2]", "--engine spark, master local[2]"),
+                        ("cluster", "--engine spark, standalone cluster: 2 workers x 1 core")):
+        small, large = runs[name]
+        rate = marginal_rate(args.spark_small, small, args.large, large)
+        rows.append([f"{label} (marginal, {args.spark_small:,} -> {args.large:,} rows; "
+                     f"median {harness.median(small):.1f} s and {harness.median(large):.1f} s)",
+                     f"{rate:,.0f}", f"{rate / local_marginal:.2f}x (Spark / local engine)"])
+    return rows
 
 
 def svm_messages_per_second(rows: int, repeats: int) -> float:

@@ -103,13 +103,18 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
     config.read(REPO / "luigi.cfg")
     known = {"pipeline": tasks.pipeline, "DownloadCorpus": tasks.DownloadCorpus,
              "BuildVocab": tasks.BuildVocab, "TrainRNN": tasks.TrainRNN,
-             "BatchScore": tasks.BatchScore}
+             "PromoteVersion": tasks.PromoteVersion, "BatchScore": tasks.BatchScore,
+             "spark": tasks.spark, "ReviewQueue": tasks.ReviewQueue,
+             "MonitorScores": tasks.MonitorScores}
+    assert set(known) == {s for s in config.sections() if s[0].isupper() or s in known}
     for section, task in known.items():
         parameters = dict(task.get_params())
         for option in config[section]:
             assert option in parameters, f"[{section}] {option} is not a parameter of {task}"
+            # A setting says what it is: in luigi.cfg's comments for the model's
+            # hyperparameters, in its description (shown by --help) for the others.
             assert parameters[option].description or parameters[option].significant is False \
-                or section in ("TrainRNN", "BuildVocab") or option
+                or section in ("TrainRNN", "BuildVocab"), f"[{section}] {option}"
 
 
 @pytest.mark.parametrize("task", [tasks.DownloadCorpus, tasks.BuildVocab, tasks.TrainRNN,
