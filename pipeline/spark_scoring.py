@@ -27,10 +27,11 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.scoring import BatchInputError
+from pipeline.scoring import INPUT_FORMATS, BatchInputError
 
-SPARK_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "json", ".ndjson": "json",
-                 ".json": "json", ".parquet": "parquet", ".txt": "text", ".text": "text"}
+# Spark's reader for each suffix the local engine reads (a file without one is text).
+SPARK_FORMATS = {suffix: "json" if kind == "jsonl" else kind
+                 for suffix, kind in INPUT_FORMATS.items()}
 OUTPUT_SCHEMA = ("id string, text string, spam_probability float, label string, "
                  "model_version long")
 GLOB_CHARACTERS = "*?[{"
@@ -129,6 +130,15 @@ def read_input(spark, location: str, files: list[str], kind: str):
     return numbered.toDF("id string, text string")
 
 
+def spread(frame, spark):
+    """Give every core work: a small input, or a Parquet file of one row group (which
+    Spark never splits), arrives as fewer partitions than the cluster has cores."""
+    cores = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < cores:
+        return frame.repartition(cores)
+    return frame
+
+
 _LOADED: dict[str, object] = {}
 
 
@@ -214,7 +224,7 @@ def score_with_spark(spark, location: str, version_folder: Path, version: int,
     with tempfile.TemporaryDirectory(prefix="spam-model-") as staging:
         try:
             model = ship_model(spark, version_folder, Path(staging))
-            frame = read_input(spark, location, files, kind)
+            frame = spread(read_input(spark, location, files, kind), spark)
             scored = frame.mapInPandas(scorer(model, version, batch_size), OUTPUT_SCHEMA)
             with StageProgress(spark, on_progress or (lambda done, total: None)):
                 scored.write.mode("overwrite").parquet(str(destination))

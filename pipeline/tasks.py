@@ -61,6 +61,11 @@ class StatusReporting(luigi.Task):
         if self.set_status_message:
             self.set_status_message(message)
 
+    def progress(self, percent: int) -> None:
+        """Set the progress bar (there is none outside a worker)."""
+        if self.set_progress_percentage:
+            self.set_progress_percentage(percent)
+
 
 class PipelineTask(StatusReporting):
     """A task whose output folder carries a fingerprint of itself and all it depends on."""
@@ -372,8 +377,7 @@ class PromoteVersion(PipelineTask):
 
         def scored(source: str) -> tuple[dict, dict | None]:
             """Candidate's and live version's metrics on one source's test part."""
-            self.status(f"gate: scoring the test part of {source} with "
-                                    "candidate and live")
+            self.status(f"gate: scoring the test part of {source} with candidate and live")
             texts, labels = corpus.texts_and_labels(table, "test", source)
             return (export.evaluate_export(staged, texts, labels),
                     export.evaluate_export(base / str(live), texts, labels) if live else None)
@@ -406,7 +410,7 @@ class PromoteVersion(PipelineTask):
             staged, base, export_id, self.keep_versions,
             details={**summary, "forced_past": reasons})
         self.status(f"{'published' if published else 'already live as'} "
-                                f"version {version} under {base}")
+                    f"version {version} under {base}")
 
     @staticmethod
     def _smoke_test(staged: Path, base: Path, export_id: str) -> None:
@@ -613,12 +617,11 @@ class BatchScore(PipelineTask):
                     folder, self.batch_size, on_progress=self._report_tasks)
         finally:
             session.stop()
-        self.set_progress_percentage(100)
+        self.progress(100)
         self.status(f"scored {rows:,} rows with version {version} on Spark")
 
     def _report_tasks(self, done: int, total: int) -> None:
-        if self.set_progress_percentage:
-            self.set_progress_percentage(round(100 * done / max(total, 1)))
+        self.progress(round(100 * done / max(total, 1)))
         self.status(f"Spark: {done}/{total} tasks of the running stages done")
 
     def _write(self, fill) -> int:
