@@ -72,13 +72,12 @@ def parse_labelled(data: bytes, location: str, setting: str) -> LabelledMessages
 
 
 def _parse(data: bytes, location: str) -> LabelledMessages:
-    where = location
     if not data.strip():
-        raise LabelledFileError(f"{where} is empty: it holds no labelled messages")
+        raise LabelledFileError(f"{location} is empty: it holds no labelled messages")
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise LabelledFileError(
-            f"{where}, line {line}: NUL bytes; this is not a text file (a spreadsheet or a "
+            f"{location}, line {line}: NUL bytes; this is not a text file (a spreadsheet or a "
             "UTF-16 export?). Save it as UTF-8 text: label<TAB>text lines, CSV, TSV or "
             "JSON Lines")
     try:
@@ -86,22 +85,22 @@ def _parse(data: bytes, location: str) -> LabelledMessages:
     except UnicodeDecodeError as error:
         line = data[:error.start].count(b"\n") + 1
         raise LabelledFileError(
-            f"{where}, line {line}: byte {data[error.start]:#04x} is not UTF-8 (Latin-1 or "
+            f"{location}, line {line}: byte {data[error.start]:#04x} is not UTF-8 (Latin-1 or "
             "Windows-1252?); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
         ) from None
-    rows = _rows(content, location, where)
+    rows = _rows(content, location)
     if not rows:
-        raise LabelledFileError(f"{where} holds no labelled messages")
+        raise LabelledFileError(f"{location} holds no labelled messages")
     lines, texts, labels = [], [], []
     for line, label, message in rows:
         value = label.strip().lower()
         if value not in LABELS:
             raise LabelledFileError(
-                f"{where}, line {line}: label {label!r} is not 'ham' or 'spam'"
+                f"{location}, line {line}: label {label!r} is not 'ham' or 'spam'"
                 + (": label every row, or delete the rows you did not label"
                    if not value else ""))
         if not message.strip():
-            raise LabelledFileError(f"{where}, line {line}: the text is empty")
+            raise LabelledFileError(f"{location}, line {line}: the text is empty")
         lines.append(line)
         texts.append(message)
         labels.append(value == "spam")
@@ -109,16 +108,16 @@ def _parse(data: bytes, location: str) -> LabelledMessages:
                             lines, texts, np.array(labels, bool))
 
 
-def _rows(content: str, location: str, where: str) -> list[tuple[int, str, str]]:
+def _rows(content: str, location: str) -> list[tuple[int, str, str]]:
     """``(line number, label, text)`` of each non-blank record."""
     suffix = _path_of(location).suffix.lower()
     first = content.lstrip().split("\n", 1)[0].rstrip("\r")
     if suffix in JSON_LINES_SUFFIXES or first.startswith("{"):
-        return _json_lines(content, where)
+        return _json_lines(content, location)
     delimiter = "," if suffix == ".csv" else "\t"
     header = [name.strip().lower() for name in first.split(delimiter)]
     if "label" in header or "text" in header or suffix == ".csv":
-        return _table_rows(content, delimiter, where)
+        return _table_rows(content, delimiter, location)
     rows = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -126,19 +125,19 @@ def _rows(content: str, location: str, where: str) -> list[tuple[int, str, str]]
         label, tab, message = line.partition("\t")
         if not tab:
             raise LabelledFileError(
-                f"{where}, line {number}: no tab between label and text (expected "
+                f"{location}, line {number}: no tab between label and text (expected "
                 "'ham<TAB>text', a header with label and text columns, or JSON Lines)")
         rows.append((number, label, message))
     return rows
 
 
-def _table_rows(content: str, delimiter: str, where: str) -> list[tuple[int, str, str]]:
+def _table_rows(content: str, delimiter: str, location: str) -> list[tuple[int, str, str]]:
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header = [name.strip().lower() for name in next(reader, [])]
     missing = [column for column in ("label", "text") if column not in header]
     if missing:
         raise LabelledFileError(
-            f"{where} has no {' or '.join(repr(c) for c in missing)} column (its header is "
+            f"{location} has no {' or '.join(repr(c) for c in missing)} column (its header is "
             f"{header}); it needs 'label' and 'text' columns, or no header and "
             "'ham<TAB>text' lines")
     label_at, text_at = header.index("label"), header.index("text")
@@ -150,13 +149,13 @@ def _table_rows(content: str, delimiter: str, where: str) -> list[tuple[int, str
             continue
         if len(fields) <= max(label_at, text_at):
             raise LabelledFileError(
-                f"{where}, line {line}: {len(fields)} fields, expected {len(header)} as in "
+                f"{location}, line {line}: {len(fields)} fields, expected {len(header)} as in "
                 "its header")
         rows.append((line, fields[label_at], fields[text_at]))
     return rows
 
 
-def _json_lines(content: str, where: str) -> list[tuple[int, str, str]]:
+def _json_lines(content: str, location: str) -> list[tuple[int, str, str]]:
     rows = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -164,12 +163,12 @@ def _json_lines(content: str, where: str) -> list[tuple[int, str, str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise LabelledFileError(f"{where}, line {number}: not JSON ({error.msg})") from None
+            raise LabelledFileError(f"{location}, line {number}: not JSON ({error.msg})") from None
         if not isinstance(record, dict) or "label" not in record or "text" not in record:
             raise LabelledFileError(
-                f"{where}, line {number}: expected an object with 'label' and 'text' keys")
+                f"{location}, line {number}: expected an object with 'label' and 'text' keys")
         if not isinstance(record["text"], str) or not isinstance(record["label"], str):
-            raise LabelledFileError(f"{where}, line {number}: 'label' and 'text' must be "
+            raise LabelledFileError(f"{location}, line {number}: 'label' and 'text' must be "
                                     "strings")
         rows.append((number, record["label"], record["text"]))
     return rows

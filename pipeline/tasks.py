@@ -771,8 +771,9 @@ class MonitorScores(DayOfScores):
     min_rows = luigi.IntParameter(
         default=200, significant=False,
         description="Fewer rows: the score distribution is reported, not judged.")
-    fail_on_drift = luigi.BoolParameter(default=True, significant=False,
-                                        parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    fail_on_drift = luigi.BoolParameter(
+        default=True, significant=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Fail the task on drift (false: only log a warning).")
     report_days = luigi.IntParameter(default=30, significant=False,
                                      description="Days shown in monitoring/report.html.")
 
@@ -812,7 +813,7 @@ class MonitorScores(DayOfScores):
                                     version)
         verdict = "; ".join(summary["reasons"]) or "no drift"
         self.status(f"{summary['rows']:,} rows, psi {summary['psi']:.3f}, "
-                                f"oov {summary['oov_share']:.3f}: {verdict}")
+                    f"oov {summary['oov_share']:.3f}: {verdict}")
         if summary["drift"]:
             message = f"drift on {self.date} ({self.output().path}): {verdict}"
             if self.fail_on_drift:
