@@ -265,7 +265,7 @@ class TrainRNN(PipelineTask):
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")
         self.set_status_message(message)
-        print(message, flush=True)
+        logger.info(message)
 
 
 class ExportSavedModel(PipelineTask):

@@ -70,6 +70,34 @@ def luigid(tmp_path):
     process.wait(timeout=20)
 
 
+def test_luigid_starts_from_a_fresh_clone_root_with_the_projects_settings(tmp_path):
+    """luigid reads ./luigi.cfg ([scheduler]: task history in SQLite, state file) and must
+    start in a fresh clone, where outputs/ holds only .gitkeep."""
+    project = tmp_path / "clone"
+    (project / "outputs").mkdir(parents=True)
+    (project / "outputs" / ".gitkeep").touch()
+    shutil.copy(REPO / "luigi.cfg", project / "luigi.cfg")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LUIGI_CONFIG_PATH"}
+    process = subprocess.Popen([str(BIN / "luigid"), "--address", "127.0.0.1", "--port",
+                                str(port)], cwd=project, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/task_list", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()[-2000:]
+                assert time.time() < deadline, "luigid did not answer in 60 s"
+                time.sleep(0.2)
+        assert (project / "outputs" / "luigid-history.sqlite").is_file()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def api(url: str, method: str, data: dict | None = None) -> dict:
     query = "?data=" + urllib.parse.quote(json.dumps(data)) if data is not None else ""
     with urllib.request.urlopen(f"{url}/api/{method}{query}", timeout=10) as response:
@@ -281,7 +309,7 @@ def test_the_readme_cron_line_scores_yesterday_and_logs_to_rotating_files(luigid
         project / "incoming" / f"{yesterday}.csv", index=False)
     settings = {**small_chain["settings"], "pipeline": {"outputs_root": "outputs"},
                 "core": {"lock_pid_dir": tmp_path / "pids",
-                         "default_scheduler_port": luigid["port"]}}
+                         "scheduler_port": luigid["port"]}}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     readme = (REPO / "README.md").read_text()
     [cron] = [line for line in readme.splitlines() if line.startswith("0 2 * * *")]
