@@ -31,17 +31,29 @@ def refusals(candidate: dict, live: dict | None, rules: GateRules) -> list[str]:
     if candidate["spam_caught"] < rules.min_spam_caught:
         reasons.append(f"test spam caught {candidate['spam_caught']:.4f} is below the floor "
                        f"{rules.min_spam_caught} ([PromoteVersion] min_spam_caught)")
-    if live is not None:
-        if candidate["mcc"] < live["mcc"] - rules.max_mcc_drop:
-            reasons.append(
-                f"test MCC {candidate['mcc']:.4f} falls behind the live version's "
-                f"{live['mcc']:.4f} by more than {rules.max_mcc_drop} "
-                "([PromoteVersion] max_mcc_drop)")
-        if candidate["ham_blocked"] > live["ham_blocked"] + rules.max_ham_blocked_rise:
-            reasons.append(
-                f"test ham blocked {candidate['ham_blocked']:.4f} exceeds the live version's "
-                f"{live['ham_blocked']:.4f} by more than {rules.max_ham_blocked_rise} "
-                "([PromoteVersion] max_ham_blocked_rise)")
+    return reasons + regressions(candidate, live, rules.max_mcc_drop,
+                                 rules.max_ham_blocked_rise, "test ", "", "")
+
+
+def regressions(candidate: dict, live: dict | None, max_mcc_drop: float,
+                max_ham_blocked_rise: float, metric_prefix: str, where: str,
+                setting_prefix: str) -> list[str]:
+    """Reasons to refuse ``candidate`` for falling behind the live version's metrics on
+    the same messages (none when nothing is live); the settings are
+    ``[PromoteVersion] <setting_prefix>max_mcc_drop`` and ``...max_ham_blocked_rise``."""
+    if live is None:
+        return []
+    reasons = []
+    if candidate["mcc"] < live["mcc"] - max_mcc_drop:
+        reasons.append(
+            f"{metric_prefix}MCC {candidate['mcc']:.4f}{where} falls behind the live "
+            f"version's {live['mcc']:.4f} by more than {max_mcc_drop} "
+            f"([PromoteVersion] {setting_prefix}max_mcc_drop)")
+    if candidate["ham_blocked"] > live["ham_blocked"] + max_ham_blocked_rise:
+        reasons.append(
+            f"{metric_prefix}ham blocked {candidate['ham_blocked']:.4f}{where} exceeds the "
+            f"live version's {live['ham_blocked']:.4f} by more than {max_ham_blocked_rise} "
+            f"([PromoteVersion] {setting_prefix}max_ham_blocked_rise)")
     return reasons
 
 
@@ -65,15 +77,5 @@ def source_refusals(source: str, candidate: dict, live: dict | None,
     if floor is not None and not candidate["mcc"] >= floor:
         reasons.append(f"MCC {candidate['mcc']:.4f} {where} is below its floor {floor} "
                        "([PromoteVersion] source_min_mcc)")
-    if live is not None:
-        if candidate["mcc"] < live["mcc"] - rules.max_mcc_drop:
-            reasons.append(
-                f"MCC {candidate['mcc']:.4f} {where} falls behind the live version's "
-                f"{live['mcc']:.4f} by more than {rules.max_mcc_drop} "
-                "([PromoteVersion] source_max_mcc_drop)")
-        if candidate["ham_blocked"] > live["ham_blocked"] + rules.max_ham_blocked_rise:
-            reasons.append(
-                f"ham blocked {candidate['ham_blocked']:.4f} {where} exceeds the live "
-                f"version's {live['ham_blocked']:.4f} by more than "
-                f"{rules.max_ham_blocked_rise} ([PromoteVersion] source_max_ham_blocked_rise)")
-    return reasons
+    return reasons + regressions(candidate, live, rules.max_mcc_drop,
+                                 rules.max_ham_blocked_rise, "", f" {where}", "source_")
