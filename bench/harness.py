@@ -2,7 +2,6 @@
 the real `luigi` command, and Markdown tables."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import statistics
@@ -111,56 +110,3 @@ def publish(name: str, text: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text + "\n")
     print(text, flush=True)
-
-
-@contextlib.contextmanager
-def standalone_cluster(workers: int = 2, cores: int = 1):
-    """A Spark standalone master and ``workers`` workers of ``cores`` cores on 127.0.0.1,
-    started with pip's pyspark (``spark-class``: it has no sbin/ scripts); yields the
-    master URL and stops every process by pid."""
-    import json
-    import signal
-    import socket
-    import urllib.request
-
-    import pyspark
-
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
-
-    home = Path(pyspark.__file__).parent
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
-    spark_class = str(home / "bin" / "spark-class")
-    port, ui = free_port(), free_port()
-    work = RESULTS / "spark-cluster"
-    work.mkdir(parents=True, exist_ok=True)
-    commands = [[spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                 "--port", str(port), "--webui-port", str(ui)]]
-    commands += [[spark_class, "org.apache.spark.deploy.worker.Worker",
-                  f"spark://127.0.0.1:{port}", "--host", "127.0.0.1", "--cores", str(cores),
-                  "--memory", "2g", "--webui-port", str(free_port()),
-                  "--work-dir", str(work / f"worker-{n}")] for n in range(workers)]
-    processes = [subprocess.Popen(c, env=env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for c in commands]
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/",
-                                                         timeout=5))
-                if state.get("aliveworkers") == workers:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("the standalone Spark cluster did not start in 90 s")
-            time.sleep(1)
-        yield f"spark://127.0.0.1:{port}"
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)

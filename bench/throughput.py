@@ -98,7 +98,10 @@ def spark_rows(args, local_marginal: float) -> list[list[str]]:
     cluster, next to the local engine's of the same run."""
     spark = ("--BatchScore-engine", "spark")
     runs: dict[str, tuple[list[float], list[float]]] = {"local[2]": ([], []), "cluster": ([], [])}
-    with harness.standalone_cluster(workers=2, cores=1) as master:
+    from pipeline.spark_scoring import standalone_cluster
+
+    with standalone_cluster(harness.RESULTS / "spark-cluster", workers=2, cores=1) as (
+            master, _):
         for repeat in range(args.repeats):
             for name, options in (("local[2]", spark),
                                   ("cluster", (*spark, "--spark-master", master))):

@@ -2,14 +2,12 @@
 engine for every input format, on local[2] and on a standalone cluster of two workers;
 clear errors and nothing published for bad input or a killed run."""
 import datetime as dt
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import luigi
@@ -19,7 +17,7 @@ import pytest
 
 from conftest import REPO, SHARED_CORPUS, luigi_config, write_cfg
 from pipeline import scoring, tasks
-from test_operations import free_port, run_luigi
+from test_operations import run_luigi
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
 if shutil.which("java") is None:
@@ -90,48 +88,13 @@ def test_spark_scores_every_format_as_the_local_engine_does(chain_copy, real_mes
     assert list(dataset.columns) == scoring.OUTPUT_COLUMNS and len(dataset) == 3000
 
 
-def _spark_class() -> tuple[list[str], dict]:
-    home = Path(pyspark.__file__).parent
-    return [str(home / "bin" / "spark-class")], {**os.environ, "SPARK_HOME": str(home),
-                                                  "SPARK_LOCAL_IP": "127.0.0.1"}
-
-
 @pytest.fixture
 def standalone_cluster(tmp_path):
     """A Spark master and two workers of one core each, on 127.0.0.1; stopped by pid."""
-    command, env = _spark_class()
-    port, ui = free_port(), free_port()
-    logs = tmp_path / "spark-logs"
-    logs.mkdir()
-    processes = [subprocess.Popen(
-        [*command, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(ui)], env=env, start_new_session=True,
-        stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT)]
-    for number in range(2):
-        processes.append(subprocess.Popen(
-            [*command, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
-             "--host", "127.0.0.1", "--cores", "1", "--memory", "2g", "--webui-port",
-             str(free_port()), "--work-dir", str(tmp_path / f"work-{number}")],
-            env=env, start_new_session=True, stdout=open(logs / f"worker-{number}.log", "w"),
-            stderr=subprocess.STDOUT))
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/",
-                                                         timeout=5))
-                if state.get("aliveworkers") == 2:
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline, (logs / "master.log").read_text()[-2000:]
-            time.sleep(1)
-        yield f"spark://127.0.0.1:{port}", state
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
+    from pipeline.spark_scoring import standalone_cluster
+
+    with standalone_cluster(tmp_path / "spark-cluster", workers=2, cores=1) as cluster:
+        yield cluster
 
 
 def test_a_standalone_cluster_scores_as_local_does(chain_copy, real_messages, tmp_path,
