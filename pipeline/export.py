@@ -247,13 +247,17 @@ class TF1SessionModel:
         self._session.close()
 
 
-def evaluate_export(export_dir: Path | str, texts: list[str], labels: np.ndarray,
-                    batch_size: int = 1024) -> dict:
-    """Metrics of an export on labelled messages, through its ``serving_default``
-    signature and the threshold it carries: what serving would decide."""
-    from pipeline import metrics, scoring
+class ExportEvaluator:
+    """An export loaded once and measured on labelled messages through its
+    ``serving_default`` signature and the threshold it carries: what serving would
+    decide. The gate measures candidate and live on several sets with one load each."""
 
-    signature = ServingSignature(export_dir)
-    probabilities, _ = scoring.score_texts(texts, signature, batch_size)
-    threshold = read_provenance(export_dir)["threshold"]
-    return metrics.classification_metrics(labels, probabilities, threshold)
+    def __init__(self, export_dir: Path | str):
+        self.signature = ServingSignature(export_dir)
+        self.threshold = read_provenance(export_dir)["threshold"]
+
+    def __call__(self, texts: list[str], labels: np.ndarray, batch_size: int = 1024) -> dict:
+        from pipeline import metrics, scoring
+
+        probabilities, _ = scoring.score_texts(texts, self.signature, batch_size)
+        return metrics.classification_metrics(labels, probabilities, self.threshold)

@@ -374,13 +374,15 @@ class PromoteVersion(PipelineTask):
             self._smoke_test(staged, base, export_id)
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
         live = serving.live_version(base)
+        measure_candidate = export.ExportEvaluator(staged)
+        measure_live = export.ExportEvaluator(base / str(live)) if live else None
 
         def scored(source: str) -> tuple[dict, dict | None]:
             """Candidate's and live version's metrics on one source's test part."""
             self.status(f"gate: scoring the test part of {source} with candidate and live")
             texts, labels = corpus.texts_and_labels(table, "test", source)
-            return (export.evaluate_export(staged, texts, labels),
-                    export.evaluate_export(base / str(live), texts, labels) if live else None)
+            return (measure_candidate(texts, labels),
+                    measure_live(texts, labels) if measure_live else None)
 
         candidate, live_metrics = scored(corpus.CORPUS_SOURCE)
         rules = promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
