@@ -3,10 +3,10 @@
 REST needs only ``requests``; gRPC uses ``tensorflow-serving-api``'s stubs. Neither needs
 the vocabulary: the model takes raw text.
 
-    python -m pipeline.client "WINNER!! claim your prize" "see you at 8?"
-    python -m pipeline.client --api classify "Free entry to win"
-    python -m pipeline.client --api status
-    python -m pipeline.client --grpc localhost:8500 "WIN cash now"
+    spam-ham-client "WINNER!! claim your prize" "see you at 8?"
+    spam-ham-client --api classify "Free entry to win"
+    spam-ham-client --api status
+    spam-ham-client --grpc localhost:8500 "WIN cash now"
 """
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def _float_values(tensor) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.client", description=__doc__,
+    parser = argparse.ArgumentParser(prog="spam-ham-client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("texts", nargs="*", help="messages to score")
     where = parser.add_mutually_exclusive_group()

@@ -2,12 +2,13 @@
 
 Run in a fresh process before a version is published (like TFX's InfraValidator):
 
-    python -m pipeline.smoke_test <export folder>
+    spam-ham-smoke-test <export folder>      (or: python -m pipeline.smoke_test ...)
 
 Prints a JSON summary and exits 0, or prints what failed and exits 1.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -35,18 +36,20 @@ def smoke_test(export_dir: str) -> dict:
         model.close()
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m pipeline.smoke_test <export folder>", file=sys.stderr)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spam-ham-smoke-test", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("export", help="an export folder (a version under the base path, "
+                                       "or an export under outputs/exports/)")
+    export_dir = parser.parse_args(argv).export
     try:
-        print(json.dumps(smoke_test(argv[0])))
+        print(json.dumps(smoke_test(export_dir)))
     except Exception as error:  # noqa: BLE001 - any failure means "do not publish"
-        print(f"smoke test of {argv[0]} failed: {type(error).__name__}: {error}",
+        print(f"smoke test of {export_dir} failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
