@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.atomic_output import atomic_file, fsync_directory, fsync_tree, remove_path
+from pipeline.atomic_output import fsync_directory, fsync_tree, remove_path
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
 # What an export folder holds (pipeline.export). Part of ExportSavedModel's fingerprint:
@@ -204,23 +204,19 @@ def rollback(base: Path, to_version: int, reason: str = "") -> int:
         return version
 
 
-def write_model_config(path: Path, model_name: str, base: Path, stable: int,
-                       canary: int | None = None) -> Path:
-    """Write a TF Serving ``--model_config_file`` serving ``stable`` (and ``canary``) with
-    ``version_labels``, so clients can ask for ``/labels/stable`` or ``/labels/canary``."""
-    versions = [stable] + ([canary] if canary is not None else [])
+def write_deployment_files(folder: Path, model_name: str, base: Path,
+                           stable: int | None = None, canary: int | None = None) -> dict:
+    """TF Serving's ``--model_config_file`` (the newest version, or ``stable`` and ``canary``
+    with version labels), batching parameters and monitoring config, in ``folder``
+    (:mod:`pipeline.deployment`); the versions named must be under ``base``."""
+    from pipeline import deployment
+
+    versions = [v for v in (stable, canary) if v is not None]
     missing = [v for v in versions if v not in serving_versions(base)]
     if missing:
-        raise ServingError(f"versions {missing} are not under {base}")
-    specific = "".join(f"        versions: {v}\n" for v in versions)
-    labels = f"      version_labels {{ key: 'stable' value: {stable} }}\n"
-    if canary is not None:
-        labels += f"      version_labels {{ key: 'canary' value: {canary} }}\n"
-    text = ("model_config_list {\n  config {\n"
-            f"    name: '{model_name}'\n    base_path: '{base.resolve()}'\n"
-            "    model_platform: 'tensorflow'\n"
-            f"    model_version_policy {{\n      specific {{\n{specific}      }}\n    }}\n"
-            f"{labels}  }}\n}}\n")
-    with atomic_file(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return path
+        raise ServingError(f"versions {missing} are not under {base} (versions there: "
+                           f"{serving_versions(base) or 'none'})")
+    try:
+        return deployment.write_deployment_files(folder, model_name, base, stable, canary)
+    except ValueError as error:
+        raise ServingError(str(error)) from error

@@ -1,9 +1,11 @@
-"""Operate the TF Serving model base path by hand: list versions, roll back, write a
-``--model_config_file`` with version labels. Reads ``[pipeline]`` from luigi.cfg.
+"""Operate the TF Serving model base path by hand: list versions, roll back, write TF
+Serving's deployment files (model config with version labels, batching parameters,
+monitoring config). Reads ``[pipeline]`` from luigi.cfg.
 
-    python -m pipeline.versions list
-    python -m pipeline.versions rollback 3 --reason "v4 blocks too much ham"
-    python -m pipeline.versions model-config --stable 3 --canary 4
+    spam-ham-versions list
+    spam-ham-versions rollback 3 --reason "v4 blocks too much ham"
+    spam-ham-versions model-config                       # serve the newest version
+    spam-ham-versions model-config --stable 3 --canary 4
 """
 from __future__ import annotations
 
@@ -22,19 +24,20 @@ def _base_from_config() -> tuple[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.versions", description=__doc__,
+    parser = argparse.ArgumentParser(prog="spam-ham-versions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="versions, the live one, and where each came from")
     back = commands.add_parser("rollback", help="republish VERSION as the newest version")
     back.add_argument("version", type=int)
     back.add_argument("--reason", default="", help="recorded in the audit log")
-    labels = commands.add_parser("model-config",
-                                 help="write a model config file with stable/canary labels")
-    labels.add_argument("--stable", type=int, required=True)
-    labels.add_argument("--canary", type=int)
-    labels.add_argument("--output", type=Path,
-                        help="default: <outputs_root>/serving/models.config")
+    labels = commands.add_parser(
+        "model-config", help="write TF Serving's model config (newest version, or stable and "
+                             "canary labels), batching parameters and monitoring config")
+    labels.add_argument("--stable", type=int, help="serve this version, labelled stable")
+    labels.add_argument("--canary", type=int, help="and this one, labelled canary")
+    labels.add_argument("--folder", type=Path,
+                        help="default: <outputs_root>/serving (next to the base path)")
     args = parser.parse_args(argv)
 
     base, model_name = _base_from_config()
@@ -51,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"rolled_back_to": args.version, "new_version": version,
                               "model_base_path": str(base)}))
         else:
-            output = args.output or base.parent / "models.config"
-            serving.write_model_config(output, model_name, base, args.stable, args.canary)
-            print(json.dumps({"model_config_file": str(output)}))
+            from pipeline import deployment
+
+            files = serving.write_deployment_files(args.folder or base.parent, model_name,
+                                                   base, args.stable, args.canary)
+            command = deployment.server_command(files, labels=args.stable is not None)
+            print(json.dumps({**{flag: str(path) for flag, path in files.items()},
+                              "server_command": " ".join(command)}, indent=2))
     except serving.ServingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

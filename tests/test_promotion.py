@@ -1,14 +1,18 @@
-"""PromoteVersion's gate, smoke test, pruning, audit log, rollback and model config file."""
+"""PromoteVersion's gate, smoke test, pruning, audit log, rollback and TF Serving's
+deployment files."""
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import luigi
 import pytest
 
 from conftest import REPO, luigi_config, write_cfg
-from pipeline import serving, tasks
+from pipeline import deployment, serving, tasks
+
+BIN = Path(sys.executable).parent
 
 
 def _with(settings, section, **options):
@@ -44,7 +48,7 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
     assert promoted["event"] == "promoted" and promoted["forced_past"]
 
     rolled = subprocess.run(  # the documented command, in a process of its own
-        [sys.executable, "-m", "pipeline.versions", "rollback", "1", "--reason", "worse"],
+        [str(BIN / "spam-ham-versions"), "rollback", "1", "--reason", "worse"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
         env={"LUIGI_CONFIG_PATH": str(write_cfg(outputs.parent / "luigi.cfg", settings)),
              "PATH": "/usr/bin:/bin"})
@@ -95,16 +99,55 @@ def test_pruning_keeps_the_newest_versions(tmp_path):
     assert sorted(p.name for p in base.iterdir()) == ["4", "5"]
 
 
-def test_model_config_file_labels_stable_and_canary(small_chain, tmp_path):
-    path = serving.write_model_config(tmp_path / "models.config", "spam_ham",
-                                      small_chain["serving"], stable=1, canary=1)
-    text = path.read_text()
-    assert "name: 'spam_ham'" in text and f"base_path: '{small_chain['serving'].resolve()}'" in text
-    assert "version_labels { key: 'stable' value: 1 }" in text
-    assert "version_labels { key: 'canary' value: 1 }" in text
+def test_deployment_files_parse_with_tf_servings_protos(small_chain, tmp_path):
+    """`spam-ham-versions model-config` writes the model config, batching parameters and
+    monitoring config; each parses back as the server parses it, and the printed server
+    command names all three."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
-    parsed = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-    assert parsed.model_config_list.config[0].version_labels["stable"] == 1
-    with pytest.raises(serving.ServingError, match="not under"):
-        serving.write_model_config(tmp_path / "x", "spam_ham", small_chain["serving"], stable=9)
+
+    base = small_chain["serving"]
+    cfg = write_cfg(tmp_path / "luigi.cfg", {
+        **small_chain["settings"],
+        "pipeline": {"outputs_root": small_chain["outputs"], "model_name": "spam_ham"}})
+
+    def versions(*args):
+        return subprocess.run([str(BIN / "spam-ham-versions"), *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120,
+                              env={"LUIGI_CONFIG_PATH": str(cfg), "PATH": "/usr/bin:/bin"})
+
+    labelled = versions("model-config", "--stable", "1", "--canary", "1",
+                        "--folder", str(tmp_path / "labels"))
+    assert labelled.returncode == 0, labelled.stderr
+    written = json.loads(labelled.stdout)
+    config = deployment.read_text_proto(written["model_config_file"],
+                                        model_server_config_pb2.ModelServerConfig)
+    [model] = config.model_config_list.config
+    assert (model.name, model.base_path) == ("spam_ham", str(base.resolve()))
+    assert dict(model.version_labels) == {"stable": 1, "canary": 1}
+    assert list(model.model_version_policy.specific.versions) == [1, 1]
+    batching = deployment.read_text_proto(written["batching_parameters_file"],
+                                          deployment.BatchingParameters)
+    assert batching.max_batch_size.value == deployment.Batching().max_batch_size
+    assert batching.num_batch_threads.value == deployment.Batching().num_batch_threads
+    monitoring = deployment.read_text_proto(written["monitoring_config_file"],
+                                            deployment.MonitoringConfig)
+    assert monitoring.prometheus_config.enable
+    assert monitoring.prometheus_config.path == deployment.PROMETHEUS_PATH
+    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
+        assert f"--{flag}={written[flag]}" in written["server_command"]
+    assert "--enable_batching" in written["server_command"]
+    assert "--model_config_file_poll_wait_seconds=" in written["server_command"]
+
+    newest = versions("model-config", "--folder", str(tmp_path / "newest"))
+    assert newest.returncode == 0, newest.stderr
+    config = deployment.read_text_proto(tmp_path / "newest" / deployment.MODEL_CONFIG,
+                                        model_server_config_pb2.ModelServerConfig)
+    assert config.model_config_list.config[0].model_version_policy.latest.num_versions == 1
+
+    missing = versions("model-config", "--stable", "9", "--folder", str(tmp_path / "bad"))
+    assert missing.returncode == 1 and "[9] are not under" in missing.stderr
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(text_format.ParseError, match="no field named"):
+        text_format.Parse("max_batch_size { value: 8 }\nmax_batch_sise { value: 8 }",
+                          deployment.BatchingParameters())
