@@ -294,10 +294,12 @@ def test_two_workers_on_four_shards_equal_a_single_worker_run(chain_copy, tmp_pa
     assert len(pd.read_csv(one)) == 230
 
 
-def test_the_readme_cron_line_scores_yesterday_and_logs_to_rotating_files(luigid, small_chain,
+def test_the_readme_cron_line_is_silent_on_success_and_one_line_on_failure(luigid, small_chain,
                                                                            tmp_path):
     """The README's nightly crontab command, run as cron would (from the project folder,
-    relative paths, through luigid), against the small pipeline."""
+    relative paths, through luigid), against the small pipeline: it scores yesterday and
+    prints nothing (cron mails nothing); a day whose file is missing prints one line and
+    exits 20. Logs go to outputs/logs/."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "logging.conf", project / "logging.conf")
@@ -313,14 +315,31 @@ def test_the_readme_cron_line_scores_yesterday_and_logs_to_rotating_files(luigid
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     readme = (REPO / "README.md").read_text()
     [cron] = [line for line in readme.splitlines() if line.startswith("0 2 * * *")]
-    command = cron.split("&& ", 1)[1].replace(".venv/bin/luigi", str(BIN / "luigi"))
+    command = cron.split("&& ", 1)[1].replace(".venv/bin/", f"{BIN}/")
     command = command.replace("\\%", "%")  # cron turns \% into %
-    result = subprocess.run(["bash", "-c", f"mkdir -p outputs/logs && {command}"],
-                            cwd=project, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)})
-    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
-    assert "failed with exit" not in result.stdout, result.stderr[-3000:]
+
+    def as_cron(line):  # cron's environment is nearly empty: no TF_CPP_MIN_LOG_LEVEL here
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LUIGI_CONFIG_PATH": str(cfg)}
+        return subprocess.run(["bash", "-c", line], cwd=project, capture_output=True,
+                              text=True, timeout=600, env=env)
+
+    for attempt in ("scores yesterday", "finds it done"):
+        result = as_cron(command)
+        assert result.returncode == 0, (attempt, result.stdout + result.stderr[-2000:])
+        assert result.stdout == "" and result.stderr == "", (attempt, result.stdout,
+                                                              result.stderr)
     [scores] = (project / "outputs" / "scores" / yesterday).glob("*.csv")
     assert len(pd.read_csv(scores)) == 2
     log = (project / "outputs" / "logs" / "pipeline.log").read_text()
     assert "BatchScore" in log and "This progress looks :)" in log
+    assert "spam-ham-cron" not in log
+    stderr_log = (project / "outputs" / "logs" / "stderr.log").read_text()
+    assert stderr_log.count("--- ") == 2 and "BatchScore" in stderr_log
+
+    missing = as_cron(command.replace(yesterday, "2001-01-01").replace(
+        "$(date -d yesterday +%F)", "2001-01-01"))
+    assert missing.returncode == 20, missing.stdout + missing.stderr
+    assert missing.stdout == ""
+    [line] = missing.stderr.splitlines()
+    assert line.startswith("spam-ham-cron: exit 20 (missing data): ") and "2001-01-01.csv" in line
+    assert line.endswith("logs in outputs/logs/"), line
