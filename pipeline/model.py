@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -212,8 +213,12 @@ def make_deterministic(seed: int) -> None:
 def train_classifier(train_ids, train_labels: np.ndarray,
                      validation_ids, validation_labels: np.ndarray,
                      vocabulary_size: int, config: ModelConfig,
-                     on_epoch: EpochCallback | None = None) -> tuple[keras.Model, list[dict]]:
+                     on_epoch: EpochCallback | None = None,
+                     log_dir: Path | None = None) -> tuple[keras.Model, list[dict]]:
     """Train with early stopping on validation loss; return the model and per-epoch history.
+
+    With ``log_dir``, each epoch's training and validation metrics are also written there
+    for TensorBoard (``tensorboard --logdir <log_dir>``; a folder per ensemble member).
 
     ``train_ids`` and ``validation_ids`` are the model's inputs: an array of token ids, or
     the dict of :func:`pipeline.text.encode_inputs` with character n-grams.
@@ -224,7 +229,7 @@ def train_classifier(train_ids, train_labels: np.ndarray,
     """
     if config.ensemble_size <= 1:
         return _train_member(train_ids, train_labels, validation_ids, validation_labels,
-                             vocabulary_size, config, "spam_rnn", on_epoch)
+                             vocabulary_size, config, "spam_rnn", on_epoch, log_dir)
     members, history = [], []
     for member in range(config.ensemble_size):
         seed = config.seed * config.ensemble_size + member
@@ -233,7 +238,8 @@ def train_classifier(train_ids, train_labels: np.ndarray,
         model, rows = _train_member(train_ids, train_labels, validation_ids,
                                     validation_labels, vocabulary_size,
                                     dataclasses.replace(config, seed=seed),
-                                    f"member_{member}", report)
+                                    f"member_{member}", report,
+                                    log_dir / f"member_{member}" if log_dir else None)
         members.append(model)
         history += [{"member": member, **row} for row in rows]
     inputs = model_inputs(config)
@@ -243,7 +249,8 @@ def train_classifier(train_ids, train_labels: np.ndarray,
 
 def _train_member(train_ids, train_labels, validation_ids, validation_labels,
                   vocabulary_size: int, config: ModelConfig, name: str,
-                  on_epoch: EpochCallback | None) -> tuple[keras.Model, list[dict]]:
+                  on_epoch: EpochCallback | None,
+                  log_dir: Path | None = None) -> tuple[keras.Model, list[dict]]:
     make_deterministic(config.seed)
     model = build_classifier(vocabulary_size, config, name)
     model.compile(optimizer=_optimizer(config), loss="binary_crossentropy",
@@ -257,6 +264,8 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
             restore_best_weights=True))
     if on_epoch:
         callbacks.append(_EpochReporter(on_epoch))
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     fit = model.fit(batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed),
                     validation_data=batches(validation_ids, validation_labels, 1024),
                     epochs=config.epochs, shuffle=False,  # batches() shuffles

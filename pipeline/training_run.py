@@ -24,17 +24,20 @@ def encoded_inputs(texts: list[str], words: list[str], config: ModelConfig):
 def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
                     max_ham_blocked: float, min_threshold: float,
                     on_epoch: EpochCallback | None = None,
-                    evaluation_sets: list[EvaluationSet] = ()) -> dict:
+                    evaluation_sets: list[EvaluationSet] = (),
+                    tensorboard_dir: Path | None = None) -> dict:
     """Train on the train split, choose the threshold on validation, measure validation,
     test and each evaluation set at that threshold. Returns the model, its history, the
-    metrics, and the scored test split and evaluation sets (``ScoredSet``)."""
+    metrics, and the scored test split and evaluation sets (``ScoredSet``). With
+    ``tensorboard_dir``, training writes TensorBoard logs there."""
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = corpus.texts_and_labels(table, name)
         encoded[name] = (encoded_inputs(texts, words, config), labels, texts)
     model, history = train_classifier(
         encoded["train"][0], encoded["train"][1], encoded["validation"][0],
-        encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch)
+        encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch,
+        tensorboard_dir)
     probabilities = {name: predict_probabilities(model, ids)
                      for name, (ids, _, _) in encoded.items() if name != "train"}
     threshold = metrics.threshold_for_ham_blocked(
@@ -79,10 +82,11 @@ def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: Model
                        on_epoch: EpochCallback | None = None,
                        evaluation_sets: list[EvaluationSet] = ()) -> dict:
     """:func:`fit_and_measure`, then write ``model.keras``, ``history.json``,
-    ``metrics.json`` and ``report/report.html`` into ``folder``; returns the metrics."""
+    ``metrics.json`` and ``report/report.html`` into ``folder`` (and TensorBoard logs,
+    written while training, into ``tensorboard/``); returns the metrics."""
     words = vocabulary.read_vocabulary(vocabulary_path)
     run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold, on_epoch,
-                          evaluation_sets)
+                          evaluation_sets, tensorboard_dir=folder / "tensorboard")
     run["model"].save(folder / "model.keras")
     (folder / "history.json").write_text(json.dumps(run["history"], indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(run["metrics"], indent=2) + "\n")

@@ -5,9 +5,26 @@ import os
 import subprocess
 
 import pandas as pd
+import pytest
 
 from conftest import LUIGI, REPO, serve_folder
 
+
+def tensorboard_scalars(folder) -> dict[str, list[float]]:
+    """The scalars of TensorBoard's event files in ``folder``, by tag, in step order, read
+    with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [float(tf_make_ndarray(event.tensor_proto)) for event in events.Tensors(tag)]
+            for tag in events.Tags()["tensors"]}
+
+
+def tf_make_ndarray(proto):
+    import tensorflow as tf
+
+    return tf.make_ndarray(proto)
 
 
 def run_luigi(*args, env):
@@ -33,6 +50,10 @@ def test_real_corpus_over_http_to_scores(shared_zip, tmp_path):
         test_metrics = json.loads(metrics_file.read_text())["test"]
         assert test_metrics["accuracy"] >= 0.98, test_metrics
         assert test_metrics["mcc"] >= 0.90, test_metrics
+        history = json.loads((metrics_file.parent / "history.json").read_text())
+        logged = tensorboard_scalars(metrics_file.parent / "tensorboard" / "validation")
+        assert logged["epoch_loss"] == pytest.approx([row["val_loss"] for row in history],
+                                                     rel=1e-5)
 
         [scores] = (outputs / "scores" / "2026-11-25").glob("*.csv")
         table = pd.read_csv(next((outputs / "corpus").glob("*/messages.csv")),
