@@ -17,7 +17,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
 from pipeline import fused_gru, text
 
@@ -100,17 +99,16 @@ def _mark_classify_signature(export_dir: Path) -> None:
     """Give the ``classify`` SignatureDef the method TF Serving routes ``Classify`` to.
 
     TF2's writers label every signature ``tensorflow/serving/predict``; TF Serving only
-    accepts a Classify request on a signature whose method is ``.../classify``.
+    accepts a Classify request on a signature whose method is ``.../classify``. TF's
+    ``MethodNameUpdater`` rewrites ``saved_model.pb``; ``fingerprint.pb``, which holds a
+    checksum of the file as first written, would then be wrong and no public API writes a
+    new one, so it is removed: it is optional (loaders, TF Serving's included, go on
+    without it), and the export's identity is in its provenance.
     """
-    path = export_dir / "saved_model.pb"
-    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
-    for meta_graph in saved_model.meta_graphs:
-        meta_graph.signature_def[CLASSIFY].method_name = tf.saved_model.CLASSIFY_METHOD_NAME
-    path.write_bytes(saved_model.SerializeToString(deterministic=True))
-    # fingerprint.pb holds a checksum of saved_model.pb: make it match the edited graph.
-    from tensorflow.python.saved_model import fingerprinting_utils
+    updater = tf.compat.v1.saved_model.signature_def_utils.MethodNameUpdater(str(export_dir))
+    updater.replace_method_name(CLASSIFY, tf.saved_model.CLASSIFY_METHOD_NAME)
+    updater.save()
     (export_dir / "fingerprint.pb").unlink(missing_ok=True)
-    fingerprinting_utils.write_fingerprint(str(export_dir))
 
 
 # --------------------------------------------------------------------------- warmup
