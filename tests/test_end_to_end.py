@@ -15,7 +15,7 @@ def tensorboard_scalars(folder) -> dict[str, list[float]]:
     with TensorBoard's own reader."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(folder))
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})  # 0: keep every step
     events.Reload()
     return {tag: [float(tf_make_ndarray(event.tensor_proto)) for event in events.Tensors(tag)]
             for tag in events.Tags()["tensors"]}
