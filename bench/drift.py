@@ -37,12 +37,12 @@ def main() -> None:
     config = luigi.configuration.get_config()
     config.set("pipeline", "outputs_root", str(OUTPUTS))  # as luigi_command() runs it
     config.set("DownloadCorpus", "url", corpus_url())
-    from pipeline import corpus, export, monitoring, scoring, serving, tasks, text
+    from pipeline import corpus, exported_model, monitoring, scoring, serving, tasks, text
 
     base = OUTPUTS / "serving" / "spam_ham"
     version = serving.live_version(base)
-    signature = export.ServingSignature(base / str(version))
-    reference, words = export.read_monitoring_reference(base / str(version))
+    signature = exported_model.ServingSignature(base / str(version))
+    reference, words = exported_model.read_monitoring_reference(base / str(version))
     reference = monitoring.Reference.from_dict(reference)
     lookup = text.make_lookup(words)
     table = corpus.read_corpus_table(tasks.DownloadCorpus().output_folder() / "messages.csv")

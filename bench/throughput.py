@@ -54,9 +54,9 @@ def main() -> None:
     marginal = marginal_rate(args.small, small, args.large, large)
     serial_rate = marginal_rate(args.small, serial_small, args.large, serial_large)
 
-    from pipeline import export, serving
+    from pipeline import exported_model, serving
     base = harness.OUTPUTS / "serving" / "spam_ham"
-    signature = export.ServingSignature(base / str(serving.live_version(base)))
+    signature = exported_model.ServingSignature(base / str(serving.live_version(base)))
     texts = harness.corpus_texts()
     messages = [texts[i % len(texts)] for i in range(args.single_calls)]
     signature(messages[:10])

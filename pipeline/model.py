@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,36 +15,12 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from pipeline.model_config import ModelConfig
+
+__all__ = ["ModelConfig", "build_classifier", "train_classifier", "predict_probabilities"]
+
 EpochCallback = Callable[[int, dict], None]
 _OOV_ID = 1  # pipeline.text.OOV_ID; not imported, to keep this module free of text handling
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Hyperparameters; every field is a setting of ``[TrainRNN]`` in luigi.cfg."""
-
-    rnn_type: str                 # gru | lstm | simple
-    bidirectional: bool
-    embedding_dim: int
-    rnn_units: int
-    pooling: str                  # last (final state) | max (max over time)
-    dropout: float
-    word_dropout: float           # share of known words replaced by "unknown" in training
-    embedding_dropout: float      # share of embedding channels dropped for a whole message
-    max_length: int               # tokens kept per message
-    optimizer: str                # adam | rmsprop
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    early_stopping_patience: int  # 0 trains every epoch, as the textbook recipe does
-    seed: int
-    ensemble_size: int = 1        # members trained with seeds seed*size .. seed*size+size-1
-    char_gram_buckets: int = 0    # hashed character n-grams read beside the words (0: off)
-    char_gram_dim: int = 4        # size of the character n-gram summary
-    word_branch_dropout: float = 0.0  # share of training messages read by n-grams alone
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 _RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM,

@@ -36,7 +36,7 @@ class QueuePolicy:
 
 def review_queue(chunks: Iterable[pd.DataFrame], threshold: float, policy: QueuePolicy
                  ) -> pd.DataFrame:
-    """Choose the messages to label from scored chunks (``scoring.read_scores``).
+    """Choose the messages to label from scored chunks (``batch_files.read_scores``).
 
     Reads chunk by chunk and keeps only the best candidates, so memory does not grow with
     the day. Closeness is measured in log-odds, so 0.9 vs 0.5 and 0.1 vs 0.5 are as far.

@@ -16,14 +16,14 @@ import numpy as np
 
 
 def smoke_test(export_dir: str) -> dict:
-    from pipeline import export
+    from pipeline import export, exported_model
 
-    model = export.TF1SessionModel(export_dir)
+    model = exported_model.TF1SessionModel(export_dir)
     try:
         missing = set(export.SIGNATURES) - set(model.signature_defs)
         if missing:
             raise AssertionError(f"signatures {sorted(missing)} are missing")
-        logs = export.read_warmup_requests(export_dir)
+        logs = exported_model.read_warmup_requests(export_dir)
         if not logs:
             raise AssertionError(f"no warmup requests in {export.WARMUP_FILE}")
         for log in logs:

@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.scoring import INPUT_FORMATS, BatchInputError
+from pipeline.batch_files import INPUT_FORMATS, BatchInputError
 
 # Spark's reader for each suffix the local engine reads (a file without one is text).
 SPARK_FORMATS = {suffix: "json" if kind == "jsonl" else kind

@@ -14,16 +14,18 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
+from dataclasses import fields
 from pathlib import Path
 
 import luigi
 import luigi.tools.range  # noqa: F401 - makes RangeDaily available for backfills
 from luigi.task import flatten, getpaths
 
-from pipeline import corpus, serving, token_rules
+from pipeline import batch_files, corpus, serving, token_rules
 from pipeline.atomic_output import atomic_directory, atomic_path
 from pipeline.labelled_files import name_of
+from pipeline.model_config import DEFAULTS as MODEL_DEFAULTS
+from pipeline.model_config import OPTIMIZERS, POOLINGS, RNN_TYPES, ModelConfig
 
 logger = logging.getLogger("luigi-interface")
 
@@ -31,8 +33,12 @@ UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collect
 PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
 
 
-class pipeline(luigi.Config):  # noqa: N801 - the section name in luigi.cfg
-    """``[pipeline]``: settings shared by every task."""
+class PipelineSettings(luigi.Config):
+    """``[pipeline]``: settings shared by every task (``--pipeline-outputs-root`` ...)."""
+
+    @classmethod
+    def get_task_family(cls) -> str:
+        return "pipeline"  # the section's name, not the class's
 
     outputs_root = luigi.Parameter(default="outputs",
                                    description="Folder that holds every target.")
@@ -41,12 +47,12 @@ class pipeline(luigi.Config):  # noqa: N801 - the section name in luigi.cfg
 
 
 def outputs_root() -> Path:
-    return Path(pipeline().outputs_root)
+    return Path(PipelineSettings().outputs_root)
 
 
 def serving_base() -> Path:
     """The ``--model_base_path`` of tensorflow_model_server."""
-    return outputs_root() / "serving" / pipeline().model_name
+    return outputs_root() / "serving" / PipelineSettings().model_name
 
 
 def _json_dump(path: Path, payload: dict) -> None:
@@ -200,33 +206,43 @@ class TrainRNN(PipelineTask):
     """Train the recurrent classifier; choose its threshold on validation; measure on test."""
 
     output_kind = "training"
-    rnn_type = luigi.ChoiceParameter(choices=["gru", "lstm", "simple"], default="gru")
-    bidirectional = luigi.BoolParameter(default=False,
+    # the model's hyperparameters; their defaults are set in pipeline/model_config.py
+    rnn_type = luigi.ChoiceParameter(choices=RNN_TYPES,
+                                     default=MODEL_DEFAULTS.rnn_type)
+    bidirectional = luigi.BoolParameter(default=MODEL_DEFAULTS.bidirectional,
                                         parsing=luigi.BoolParameter.EXPLICIT_PARSING)
-    embedding_dim = luigi.IntParameter(default=128)
-    rnn_units = luigi.IntParameter(default=32)
-    pooling = luigi.ChoiceParameter(choices=["last", "max"], default="last",
+    embedding_dim = luigi.IntParameter(default=MODEL_DEFAULTS.embedding_dim)
+    rnn_units = luigi.IntParameter(default=MODEL_DEFAULTS.rnn_units)
+    pooling = luigi.ChoiceParameter(choices=POOLINGS, default=MODEL_DEFAULTS.pooling,
                                     description="Final recurrent state or max over time.")
-    dropout = luigi.FloatParameter(default=0.3)
+    dropout = luigi.FloatParameter(default=MODEL_DEFAULTS.dropout)
     word_dropout = luigi.FloatParameter(
-        default=0.7, description="Share of known words hidden as unknown in training.")
+        default=MODEL_DEFAULTS.word_dropout,
+        description="Share of known words hidden as unknown in training.")
     embedding_dropout = luigi.FloatParameter(
-        default=0.3, description="Share of embedding channels dropped per message in training.")
-    max_length = luigi.IntParameter(default=60, description="Tokens kept per message.")
-    optimizer = luigi.ChoiceParameter(choices=["adam", "rmsprop"], default="adam")
-    learning_rate = luigi.FloatParameter(default=1e-3)
-    batch_size = luigi.IntParameter(default=64)
-    epochs = luigi.IntParameter(default=40)
-    early_stopping_patience = luigi.IntParameter(default=5)
-    seed = luigi.IntParameter(default=0, description="Training seed.")
+        default=MODEL_DEFAULTS.embedding_dropout,
+        description="Share of embedding channels dropped per message in training.")
+    max_length = luigi.IntParameter(default=MODEL_DEFAULTS.max_length,
+                                    description="Tokens kept per message.")
+    optimizer = luigi.ChoiceParameter(choices=OPTIMIZERS,
+                                      default=MODEL_DEFAULTS.optimizer)
+    learning_rate = luigi.FloatParameter(default=MODEL_DEFAULTS.learning_rate)
+    batch_size = luigi.IntParameter(default=MODEL_DEFAULTS.batch_size)
+    epochs = luigi.IntParameter(default=MODEL_DEFAULTS.epochs)
+    early_stopping_patience = luigi.IntParameter(default=MODEL_DEFAULTS.early_stopping_patience)
+    seed = luigi.IntParameter(default=MODEL_DEFAULTS.seed, description="Training seed.")
     ensemble_size = luigi.IntParameter(
-        default=1, description="Members averaged in one model (quality for scoring speed).")
+        default=MODEL_DEFAULTS.ensemble_size,
+        description="Members averaged in one model (quality for scoring speed).")
     char_gram_buckets = luigi.IntParameter(
-        default=50_000, description="Hash buckets of the character n-grams (0: words only).")
-    char_gram_dim = luigi.IntParameter(default=4,
+        default=MODEL_DEFAULTS.char_gram_buckets,
+        description="Hash buckets of the character n-grams (0: words only).")
+    char_gram_dim = luigi.IntParameter(default=MODEL_DEFAULTS.char_gram_dim,
                                        description="Size of the character n-gram summary.")
     word_branch_dropout = luigi.FloatParameter(
-        default=0.3, description="Share of training messages read by the n-grams alone.")
+        default=MODEL_DEFAULTS.word_branch_dropout,
+        description="Share of training messages read by the n-grams alone.")
+    # how the threshold is chosen, and what else is measured
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
     min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")
@@ -249,11 +265,9 @@ class TrainRNN(PipelineTask):
                 self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch,
                 evaluation_sets=held_out)
 
-    def model_config(self):
-        from pipeline.model import ModelConfig
-        from dataclasses import fields
-
-        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(**{field.name: getattr(self, field.name)
+                              for field in fields(ModelConfig)})
 
     def _report_epoch(self, epoch: int, logs: dict) -> None:
         done = logs.get("member", 0) * self.epochs + epoch
@@ -297,7 +311,7 @@ class ExportSavedModel(PipelineTask):
             "sources": [{key: source.get(key) for key in ("name", "location", "sha256",
                                                            "messages")}
                         for source in corpus_stats.get("sources", [])],
-            "code_version": code_version(),
+            "code_version": export.code_version(),
             "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         words = vocabulary.read_vocabulary(self.input_folder("vocab") / "vocab.tsv")
@@ -305,7 +319,7 @@ class ExportSavedModel(PipelineTask):
             trained_with = metrics["config"]  # the settings this model was trained with
             export.export_classifier(model, words, trained_with["max_length"],
                                      metrics["threshold"], folder, provenance,
-                                     model_name=pipeline().model_name,
+                                     model_name=PipelineSettings().model_name,
                                      char_gram_buckets=trained_with.get("char_gram_buckets", 0))
             table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
             export.write_monitoring_reference(folder, words,
@@ -322,10 +336,6 @@ class ServedVersionTarget(luigi.Target):
 
     def exists(self) -> bool:
         return serving.was_published(self.base, self.export_id)
-
-
-class PromotionRefused(RuntimeError):
-    """The candidate failed the smoke test or the quality gate; it stays staged."""
 
 
 class PromoteVersion(PipelineTask):
@@ -365,72 +375,26 @@ class PromoteVersion(PipelineTask):
         return ServedVersionTarget(serving_base(), self.requires()["export"].fingerprint())
 
     def run(self):
-        from pipeline import export, promotion_gate
+        from pipeline import promotion
 
-        staged, base = self.input_folder("export"), serving_base()
-        export_id = self.requires()["export"].fingerprint()
-        if self.smoke_test:
-            self.status("smoke test: loading the export in a fresh process")
-            self._smoke_test(staged, base, export_id)
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
-        live = serving.live_version(base)
-        measure_candidate = export.ExportEvaluator(staged)
-        measure_live = export.ExportEvaluator(base / str(live)) if live else None
-
-        def scored(source: str) -> tuple[dict, dict | None]:
-            """Candidate's and live version's metrics on one source's test part."""
-            self.status(f"gate: scoring the test part of {source} with candidate and live")
-            texts, labels = corpus.texts_and_labels(table, "test", source)
-            return (measure_candidate(texts, labels),
-                    measure_live(texts, labels) if measure_live else None)
-
-        candidate, live_metrics = scored(corpus.CORPUS_SOURCE)
-        rules = promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
-                                         self.min_spam_caught, self.max_mcc_drop,
-                                         self.max_ham_blocked_rise)
-        reasons = promotion_gate.refusals(candidate, live_metrics, rules)
-        summary = {"candidate_metrics": _headline(candidate),
-                   "live_version": live, "live_metrics": _headline(live_metrics)}
-        source_rules = promotion_gate.SourceRules(
-            self.source_max_mcc_drop, self.source_max_ham_blocked_rise,
-            dict(self.source_min_mcc))
-        for source in corpus.sources_of(table)[1:]:
-            source_candidate, source_live = scored(source)
-            reasons += promotion_gate.source_refusals(source, source_candidate, source_live,
-                                                      source_rules)
-            summary.setdefault("extra_sources", {})[source] = {
-                "candidate_metrics": _headline(source_candidate),
-                "live_metrics": _headline(source_live)}
-        if reasons and not self.force:
-            serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
-                                 reasons=reasons, **summary)
-            raise PromotionRefused(
-                "candidate refused: " + "; ".join(reasons) + f". It stays staged at {staged}"
-                + (f"; version {live} keeps serving" if live else "")
-                + ". To publish it anyway, rerun with --PromoteVersion-force.")
-        version, published = serving.promote_export(
-            staged, base, export_id, self.keep_versions,
-            details={**summary, "forced_past": reasons})
+        version, published = promotion.promote(
+            self.input_folder("export"), serving_base(),
+            self.requires()["export"].fingerprint(), table, self.policy(), self.status)
         self.status(f"{'published' if published else 'already live as'} "
-                    f"version {version} under {base}")
+                    f"version {version} under {serving_base()}")
 
-    @staticmethod
-    def _smoke_test(staged: Path, base: Path, export_id: str) -> None:
-        import sys
+    def policy(self):
+        from pipeline import promotion, promotion_gate
 
-        result = subprocess.run([sys.executable, "-m", "pipeline.smoke_test", str(staged)],
-                                capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
-                                 reasons=[reason])
-            raise PromotionRefused(f"candidate {staged} failed its smoke test and was not "
-                                   f"published: {reason}")
-
-
-def _headline(result: dict | None) -> dict | None:
-    keys = ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "threshold")
-    return {k: result[k] for k in keys} if result else None
+        return promotion.PromotionPolicy(
+            gate=promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
+                                          self.min_spam_caught, self.max_mcc_drop,
+                                          self.max_ham_blocked_rise),
+            sources=promotion_gate.SourceRules(self.source_max_mcc_drop,
+                                               self.source_max_ham_blocked_rise,
+                                               dict(self.source_min_mcc)),
+            keep_versions=self.keep_versions, smoke_test=self.smoke_test, force=self.force)
 
 
 class MessagesFile(luigi.ExternalTask):
@@ -442,31 +406,12 @@ class MessagesFile(luigi.ExternalTask):
         return luigi.LocalTarget(self.path)
 
 
-def load_live_signature(version: int | None, concurrent_batches: int = 1):
-    """The ``serving_default`` signature of a published version, or a clear error.
+class SparkSettings(luigi.Config):
+    """``[spark]``: where BatchScore --engine spark runs (``--spark-master`` ...)."""
 
-    For ``concurrent_batches`` > 1, each batch is first given one TensorFlow thread when
-    TensorFlow has not started in this process yet (see ``scoring``)."""
-    from pipeline import export, scoring
-
-    if concurrent_batches > 1 and not scoring.one_tensorflow_thread_per_batch():
-        logger.info("TensorFlow already runs in this process: concurrent batches keep its "
-                    "default threads (a scoring-only run is faster)")
-    if version is None:
-        raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
-    folder = serving_base() / str(version)
-    try:
-        return export.ServingSignature(folder)
-    except Exception as error:  # noqa: BLE001 - TF raises many types for a bad folder
-        raise RuntimeError(
-            f"cannot load the live model version {version} from {folder}: "
-            f"{type(error).__name__}: {str(error).splitlines()[0][:300]}. Roll back to a "
-            "good version (python -m pipeline.versions rollback N) or remove the broken "
-            "folder") from None
-
-
-class spark(luigi.Config):  # noqa: N801 - the section name in luigi.cfg
-    """``[spark]``: where BatchScore --engine spark runs."""
+    @classmethod
+    def get_task_family(cls) -> str:
+        return "spark"  # the section's name, not the class's
 
     master = luigi.Parameter(default="local[2]",
                              description="Spark master URL: local[N], spark://host:7077, "
@@ -514,7 +459,7 @@ class BatchScore(PipelineTask):
         default="", significant=False,
         description="Without --input: the file for --date, e.g. incoming/{date}.csv; "
                     "empty scores the corpus's test split.")
-    output_format = luigi.ChoiceParameter(choices=["csv", "parquet"], default="csv",
+    output_format = luigi.ChoiceParameter(choices=list(batch_files.SINKS), default="csv",
                                           description="Format of the scores file.")
     shards = luigi.IntParameter(default=1, significant=False,
                                 description="Score the input as this many ScoreShard tasks.")
@@ -580,8 +525,11 @@ class BatchScore(PipelineTask):
             rows = self._write(lambda sink: scoring.join_shards(parts, sink))
             self.set_status_message(f"joined {rows:,} rows from {len(parts)} shards")
             return
-        signature = load_live_signature(version, self.concurrent_batches)
-        messages = (scoring.read_messages(self.messages_path, self.chunk_rows,
+        from pipeline import exported_model
+
+        signature = exported_model.load_live_signature(serving_base(), version,
+                                                       self.concurrent_batches)
+        messages = (batch_files.read_messages(self.messages_path, self.chunk_rows,
                                           on_fraction=self._report_fraction)
                     if self.messages_path else [self._test_split()])
         rows = self._write(lambda sink: scoring.score_messages(
@@ -608,7 +556,7 @@ class BatchScore(PipelineTask):
                              "into tasks itself (see [spark] conf)")
         if version is None:
             raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
-        settings = spark()
+        settings = SparkSettings()
         self.status(f"starting Spark on {settings.master}")
         session = spark_scoring.spark_session(settings.master, dict(settings.conf),
                                               f"spam_ham BatchScore {self.date}")
@@ -628,12 +576,8 @@ class BatchScore(PipelineTask):
 
     def _write(self, fill) -> int:
         """Run ``fill(sink)`` into a temporary file of the output format; publish it whole."""
-        from pipeline import scoring
-
         with atomic_path(self.output().path) as temporary:
-            if self.output_format == "parquet":
-                return fill(scoring.ParquetSink(temporary))
-            return fill(scoring.CsvSink(temporary))
+            return fill(batch_files.open_sink(self.output_format, temporary))
 
     def _test_split(self):
         """The corpus test split as a scoring input (id = corpus line number)."""
@@ -672,13 +616,15 @@ class ScoreShard(luigi.Task):
             f"part-{self.shard}-of-{self.shards}-v{self.model_version}-c{self.chunk_rows}.parquet"))
 
     def run(self):
-        from pipeline import scoring
+        from pipeline import exported_model, scoring
 
-        signature = load_live_signature(self.model_version or None, self.concurrent_batches)
+        signature = exported_model.load_live_signature(
+            serving_base(), self.model_version or None, self.concurrent_batches)
         chunks = scoring.shard_chunks(
-            scoring.read_messages(self.messages_path, self.chunk_rows), self.shard, self.shards)
+            batch_files.read_messages(self.messages_path, self.chunk_rows), self.shard,
+            self.shards)
         with atomic_path(self.output().path) as temporary:
-            rows = scoring.score_messages(chunks, scoring.ParquetSink(temporary), signature,
+            rows = scoring.score_messages(chunks, batch_files.ParquetSink(temporary), signature,
                                           self.model_version, self.batch_size,
                                           self.concurrent_batches,
                                           on_progress=self._report_rows)
@@ -707,9 +653,7 @@ class DayOfScores(StatusReporting):
 
     def day_scores(self):
         """The model version that scored the day, and the scored chunks."""
-        from pipeline import scoring
-
-        return scoring.read_day_scores(self.requires().output().path)
+        return batch_files.read_day_scores(self.requires().output().path)
 
 
 class ReviewQueue(DayOfScores):
@@ -782,12 +726,12 @@ class MonitorScores(DayOfScores):
     def run(self):
         import numpy as np
 
-        from pipeline import export, monitoring, text
+        from pipeline import exported_model, monitoring, text
 
         version, chunks = self.day_scores()
         folder = serving_base() / str(version)
         try:
-            reference, words = export.read_monitoring_reference(folder)
+            reference, words = exported_model.read_monitoring_reference(folder)
         except OSError as error:
             raise RuntimeError(f"cannot monitor scores of version {version}: {error}") from None
         lookup = text.make_lookup(words)
@@ -810,7 +754,7 @@ class MonitorScores(DayOfScores):
             _json_dump(Path(temporary), summary)
         root = outputs_root() / self.output_kind
         monitoring.write_report(root, thresholds, self.report_days)
-        monitoring.write_prometheus(root / f"{pipeline().model_name}.prom", summary,
+        monitoring.write_prometheus(root / f"{PipelineSettings().model_name}.prom", summary,
                                     self.date.isoformat(), self.requires().output_name(),
                                     version)
         verdict = "; ".join(summary["reasons"]) or "no drift"
@@ -828,13 +772,3 @@ class MonitorScores(DayOfScores):
         return monitoring.DriftThresholds(self.max_psi, self.max_oov_share,
                                           self.max_url_share, self.max_spam_share,
                                           self.min_rows)
-
-
-def code_version() -> str:
-    """``git describe`` of the checkout running the pipeline, or ``unknown``."""
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

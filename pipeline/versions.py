@@ -18,9 +18,9 @@ from pipeline import serving
 
 
 def _base_from_config() -> tuple[Path, str]:
-    from pipeline.tasks import pipeline as settings, serving_base
+    from pipeline.tasks import PipelineSettings, serving_base
 
-    return serving_base(), settings().model_name
+    return serving_base(), PipelineSettings().model_name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from pipeline import client, export
+from pipeline import client, export, exported_model
 
 MESSAGES = ["WINNER!! claim your £1000 prize now, call 09061234567", "see you at 8?", "中文 😀"]
 
@@ -101,7 +101,7 @@ def test_rest_predict_sends_raw_text_and_returns_the_models_answers(rest_server,
     assert FakeTFServingREST.requests_seen == [
         ("POST", "/v1/models/spam_ham:predict",
          {"signature_name": "serving_default", "instances": MESSAGES})]
-    expected, labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    expected, labels = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     assert [a["label"] for a in answers] == labels.tolist()
     np.testing.assert_allclose([a["spam_probability"] for a in answers], expected, atol=1e-6)
 
@@ -110,7 +110,7 @@ def test_rest_classify_sends_examples_with_a_text_feature(rest_server, small_cha
     answers = client.RestClient(rest_server).classify(MESSAGES)
     assert FakeTFServingREST.requests_seen[0][2] == {
         "signature_name": "classify", "examples": [{"text": m} for m in MESSAGES]}
-    expected, _ = export.ServingSignature(small_chain["export"])(MESSAGES)
+    expected, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     np.testing.assert_allclose([a["spam"] for a in answers], expected, atol=1e-6)
 
 
@@ -157,7 +157,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """gRPC PredictionService answering with the export loaded as the server loads it."""
 
     def __init__(self, export_dir):
-        self.session = export.TF1SessionModel(export_dir)
+        self.session = exported_model.TF1SessionModel(export_dir)
         self.lock = threading.Lock()
         self.requests: list = []
 
@@ -202,7 +202,7 @@ def grpc_server(export_dir):
 
 
 def test_grpc_predict_and_classify(small_chain):
-    expected, labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    expected, labels = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     with grpc_server(small_chain["export"]) as (address, service):
         rpc = client.GrpcClient(address, version=1)
         answers = rpc.predict(MESSAGES)

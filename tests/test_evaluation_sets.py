@@ -5,7 +5,7 @@ import luigi
 import pytest
 
 from conftest import REPO, luigi_config
-from pipeline import evaluation_sets, export, tasks
+from pipeline import evaluation_sets, exported_model, tasks
 from pipeline.evaluation_sets import EvaluationSetError
 
 OOD = REPO.parent / "shared" / "data" / "sms-ood-dev"
@@ -79,7 +79,7 @@ def test_training_scores_each_set_into_metrics_report_and_export(small_chain):
     assert "Evaluation set held_out" in (report / "report.html").read_text()
     assert (report / "roc_pr_held_out.png").stat().st_size > 0
     assert (report / "misclassified_held_out.csv").is_file()
-    provenance = export.read_provenance(small_chain["export"])
+    provenance = exported_model.read_provenance(small_chain["export"])
     assert provenance["metrics"]["evaluation_sets"]["held_out"]["sha256"] == held_out["sha256"]
 
 

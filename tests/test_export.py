@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline import export
+from pipeline import exported_model
 
 MESSAGES = ["WINNER!! you have won a £1000 prize. call 0906123 now", "ok see you at 5pm then",
             "", "Émoji 😀 中文", "x " * 500]
@@ -17,7 +17,7 @@ MESSAGES = ["WINNER!! you have won a £1000 prize. call 0906123 now", "ok see yo
 
 @pytest.fixture(scope="module")
 def session_model(small_chain):
-    model = export.TF1SessionModel(small_chain["export"])
+    model = exported_model.TF1SessionModel(small_chain["export"])
     yield model
     model.close()
 
@@ -38,7 +38,7 @@ def test_signatures_and_methods_are_what_tf_serving_expects(small_chain):
 
 
 def test_tf1_session_matches_the_python_loaded_model(small_chain, session_model):
-    python_probabilities, python_labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    python_probabilities, python_labels = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     for name in ("serving_default", "predict_spam"):
         out = session_model.run(name, {"texts": MESSAGES})
         np.testing.assert_allclose(out["spam_probability"], python_probabilities, atol=1e-6)
@@ -53,13 +53,13 @@ def test_tf1_session_matches_the_python_loaded_model(small_chain, session_model)
 
 
 def test_label_uses_the_threshold_stored_in_the_export(small_chain):
-    threshold = export.read_provenance(small_chain["export"])["threshold"]
-    probabilities, labels = export.ServingSignature(small_chain["export"])(MESSAGES)
+    threshold = exported_model.read_provenance(small_chain["export"])["threshold"]
+    probabilities, labels = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     assert labels.tolist() == ["spam" if p >= threshold else "ham" for p in probabilities]
 
 
 def test_every_warmup_record_replays_against_the_export(small_chain, session_model):
-    logs = export.read_warmup_requests(small_chain["export"])
+    logs = exported_model.read_warmup_requests(small_chain["export"])
     assert 0 < len(logs) <= 1000
     kinds = {(log.WhichOneof("log_type"),
               (log.predict_log.request.model_spec.signature_name
@@ -75,7 +75,7 @@ def test_every_warmup_record_replays_against_the_export(small_chain, session_mod
 
 
 def test_provenance_records_where_the_version_came_from(small_chain):
-    provenance = export.read_provenance(small_chain["export"])
+    provenance = exported_model.read_provenance(small_chain["export"])
     metrics = json.loads((small_chain["training"] / "metrics.json").read_text())
     corpus_stats = json.loads((small_chain["corpus"] / "stats.json").read_text())
     assert provenance["training_run"] == small_chain["training"].name
@@ -99,7 +99,7 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     import keras
 
     from pipeline import text, vocabulary
-    provenance = export.read_provenance(small_chain["export"])
+    provenance = exported_model.read_provenance(small_chain["export"])
     assert provenance["network"] == "fused GRU"  # the default architecture's fast graph
     trained = keras.models.load_model(small_chain["training"] / "model.keras")
     words = vocabulary.read_vocabulary(small_chain["vocab"] / "vocab.tsv")
@@ -108,5 +108,5 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     inputs = text.encode_inputs(MESSAGES, words, config["max_length"],
                                 config["char_gram_buckets"])
     expected = trained.predict(inputs, verbose=0)
-    probabilities, _ = export.ServingSignature(small_chain["export"])(MESSAGES)
+    probabilities, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, luigi_config, serve_folder
-from pipeline import corpus, serving, tasks
+from pipeline import corpus, promotion, serving, tasks
 
 OOD = REPO.parent / "shared" / "data" / "sms-ood-dev"
 FAST = corpus.DownloadPolicy(connect_timeout=2, read_timeout=2, attempts=1, backoff_seconds=0)
@@ -173,7 +173,7 @@ def test_a_retrain_with_a_source_is_measured_and_gated_per_source(chain_copy, tm
     with luigi_config(strict):
         assert not luigi.build([tasks.PromoteVersion()], local_scheduler=True,
                                log_level="CRITICAL")
-        with pytest.raises(tasks.PromotionRefused, match=r"extra source 'parcels'.*"
+        with pytest.raises(promotion.PromotionRefused, match=r"extra source 'parcels'.*"
                                                          r"source_min_mcc"):
             tasks.PromoteVersion().run()
     base = outputs / "serving" / "spam_ham"

@@ -55,3 +55,16 @@ def test_the_wheel_installs_with_its_dependencies_and_console_scripts(tmp_path):
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{script}: {result.stderr[-2000:]}"
         assert f"usage: {script}" in result.stdout, result.stdout
+
+
+def test_the_readmes_layout_lists_every_module_and_file():
+    """README, "Layout": every module of pipeline/ and every top-level file it names exists,
+    and no module is missing from it."""
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout\n", 1)[1].split("```", 2)[1]
+    named = [line.split()[0] for line in layout.splitlines() if line.strip()]
+    modules = {line.split()[0] for line in layout.splitlines() if line.startswith("  ")}
+    assert modules == {p.name for p in (REPO / "pipeline").glob("*.py")} - {"__init__.py"}
+    for name in named:
+        if not name.endswith(".py"):
+            assert (REPO / name.rstrip("/")).exists(), f"README's layout names {name}"

@@ -10,7 +10,7 @@ import luigi
 import pytest
 
 from conftest import REPO, luigi_config, write_cfg
-from pipeline import deployment, serving, tasks
+from pipeline import deployment, promotion, serving, tasks
 
 BIN = Path(sys.executable).parent
 
@@ -68,7 +68,7 @@ def test_a_model_below_the_floor_is_refused_with_metric_values_and_setting(chain
         promote = tasks.PromoteVersion()
         promote.set_status_message = lambda message: None
         shutil.rmtree(outputs / "serving" / "spam_ham")  # nothing live: only the floor applies
-        with pytest.raises(tasks.PromotionRefused) as refused:
+        with pytest.raises(promotion.PromotionRefused) as refused:
             promote.run()
     message = str(refused.value)
     assert "test MCC" in message and "below the floor 1.01" in message
@@ -84,7 +84,7 @@ def test_a_broken_candidate_fails_the_smoke_test_and_is_not_published(chain_copy
         shutil.rmtree(staged / "variables")
         promote = tasks.PromoteVersion()
         promote.set_status_message = lambda message: None
-        with pytest.raises(tasks.PromotionRefused, match="smoke test"):
+        with pytest.raises(promotion.PromotionRefused, match="smoke test"):
             promote.run()
     assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from conftest import LUIGI, REPO, luigi_config, write_cfg, zip_bytes
-from pipeline import corpus, export, scoring, serving, tasks
+from pipeline import batch_files, corpus, export, exported_model, scoring, serving, tasks
 
 FAST = corpus.DownloadPolicy(connect_timeout=1, read_timeout=1, attempts=2,
                              backoff_seconds=0.01)
@@ -138,7 +138,7 @@ def test_a_bad_corpus_fails_the_task_and_writes_no_target(tmp_path, small_corpus
 # --------------------------------------------------------------------------- batch input
 
 def _real_score(small_chain):
-    return export.ServingSignature(small_chain["export"])
+    return exported_model.ServingSignature(small_chain["export"])
 
 
 BAD_FILES = {
@@ -161,8 +161,8 @@ def test_unusable_batch_files_get_a_clear_error(tmp_path, name):
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(scoring.BatchInputError, match=message) as error:
-        list(scoring.read_messages(path, chunk_rows=10))
+    with pytest.raises(batch_files.BatchInputError, match=message) as error:
+        list(batch_files.read_messages(path, chunk_rows=10))
     assert str(path) in str(error.value)
 
 
@@ -200,13 +200,13 @@ def test_header_only_and_empty_text_files_give_empty_outputs(small_chain, tmp_pa
     for name, content in (("header.csv", b"id,text\n"), ("empty.txt", b"")):
         (tmp_path / name).write_bytes(content)
         scored = _score_file(small_chain, tmp_path / name, tmp_path)
-        assert len(scored) == 0 and list(scored.columns) == scoring.OUTPUT_COLUMNS
+        assert len(scored) == 0 and list(scored.columns) == batch_files.OUTPUT_COLUMNS
 
 
 def _score_file(small_chain, path: Path, tmp_path: Path) -> pd.DataFrame:
     out = tmp_path / f"{path.name}.scores.parquet"
-    rows = scoring.score_messages(scoring.read_messages(path, chunk_rows=4),
-                                  scoring.ParquetSink(out), _real_score(small_chain),
+    rows = scoring.score_messages(batch_files.read_messages(path, chunk_rows=4),
+                                  batch_files.ParquetSink(out), _real_score(small_chain),
                                   model_version=1, batch_size=3)
     frame = pd.read_parquet(out)
     assert rows == len(frame)

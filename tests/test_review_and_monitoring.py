@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, luigi_config, write_cfg
-from pipeline import corpus, review_queue, scoring, tasks
+from pipeline import batch_files, corpus, review_queue, tasks
 from test_operations import ARTIFACTS, run_luigi
 
 SUPER = REPO.parent / "shared" / "data" / "sms-ood-dev" / "super_sms_legacy.tsv"
@@ -116,7 +116,7 @@ def test_the_review_queue_holds_the_doubtful_messages_and_reenters_as_a_source(
     with luigi_config(queue_settings):
         task = tasks.ReviewQueue(date=OTHER_DAY, input=str(day_file))
         assert _build(task) == luigi.LuigiStatusCode.SUCCESS
-        scores = pd.concat(scoring.read_scores(task.requires().output().path))
+        scores = pd.concat(batch_files.read_scores(task.requires().output().path))
         queue_path = task.output().path
         threshold = json.loads((outputs / "serving" / "spam_ham" / "1" / "assets.extra"
                                 / "provenance.json").read_text())["threshold"]
@@ -159,7 +159,7 @@ def test_an_empty_day_is_an_error_for_review_and_monitoring(chain_copy, tmp_path
                      tasks.MonitorScores(date=OTHER_DAY, input=str(empty))):
             assert _build(task) == luigi.LuigiStatusCode.FAILED
             assert not Path(task.output().path).exists()
-            with pytest.raises(scoring.BatchInputError, match="has no rows"):
+            with pytest.raises(batch_files.BatchInputError, match="has no rows"):
                 task.run()
         missing = tasks.MonitorScores(date=OTHER_DAY, input=str(tmp_path / "absent.csv"))
         assert _build(missing) == luigi.LuigiStatusCode.MISSING_EXT

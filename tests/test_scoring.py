@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import scoring
+from pipeline import batch_files, scoring
 
 
 def fake_score(texts):
@@ -15,7 +15,7 @@ def fake_score(texts):
 
 def score_to_frame(messages, batch_size=3, concurrent_batches=1):
     out = io.BytesIO()
-    rows = scoring.score_messages(messages, scoring.CsvSink(out), fake_score, model_version=7,
+    rows = scoring.score_messages(messages, batch_files.CsvSink(out), fake_score, model_version=7,
                                   batch_size=batch_size, concurrent_batches=concurrent_batches)
     out.seek(0)
     frame = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
@@ -27,7 +27,7 @@ def test_csv_with_ids_keeps_every_row_in_order(tmp_path):
     path = tmp_path / "in.csv"
     texts = ["short", "a much longer message " * 5, "", "NA", "mid length one", "x"]
     pd.DataFrame({"id": [f"m{i}" for i in range(6)], "text": texts}).to_csv(path, index=False)
-    frame = score_to_frame(scoring.read_messages(path, chunk_rows=4))
+    frame = score_to_frame(batch_files.read_messages(path, chunk_rows=4))
     assert frame["id"].tolist() == [f"m{i}" for i in range(6)]
     assert frame["text"].tolist() == texts
     assert frame["spam_probability"].tolist() == pytest.approx(fake_score(texts)[0].tolist())
@@ -37,7 +37,7 @@ def test_csv_with_ids_keeps_every_row_in_order(tmp_path):
 def test_plain_text_lines_get_line_numbers(tmp_path):
     path = tmp_path / "in.txt"
     path.write_bytes("first\r\nsecond\n\nlast".encode())
-    frame = score_to_frame(scoring.read_messages(path, chunk_rows=2))
+    frame = score_to_frame(batch_files.read_messages(path, chunk_rows=2))
     assert frame["id"].tolist() == ["1", "2", "3", "4"]
     assert frame["text"].tolist() == ["first", "second", "", "last"]
 
@@ -45,8 +45,8 @@ def test_plain_text_lines_get_line_numbers(tmp_path):
 def test_csv_without_text_column_is_refused(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("message\nhello\n")
-    with pytest.raises(scoring.BatchInputError, match="no 'text' column"):
-        list(scoring.read_messages(path, 10))
+    with pytest.raises(batch_files.BatchInputError, match="no 'text' column"):
+        list(batch_files.read_messages(path, 10))
 
 
 def test_float32_probabilities_round_trip_exactly():
@@ -58,16 +58,16 @@ def test_float32_probabilities_round_trip_exactly():
 
 def test_shards_joined_in_order_equal_one_pass(tmp_path):
     texts = [f"message {i} " * (i % 7) for i in range(23)]
-    chunks = lambda: scoring.read_messages(_write_lines(tmp_path, texts), chunk_rows=4)  # noqa: E731
+    chunks = lambda: batch_files.read_messages(_write_lines(tmp_path, texts), chunk_rows=4)  # noqa: E731
     whole = score_to_frame(chunks())
     parts = []
     for shard in range(3):
         part = tmp_path / f"part-{shard}.parquet"
         scoring.score_messages(scoring.shard_chunks(chunks(), shard, 3),
-                               scoring.ParquetSink(part), fake_score, 7, batch_size=3)
+                               batch_files.ParquetSink(part), fake_score, 7, batch_size=3)
         parts.append(part)
     out = io.BytesIO()
-    assert scoring.join_shards(parts, scoring.CsvSink(out)) == 23
+    assert scoring.join_shards(parts, batch_files.CsvSink(out)) == 23
     out.seek(0)
     joined = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(joined, whole)
@@ -99,8 +99,8 @@ def test_a_failing_write_stops_the_run():
 
 def test_csv_output_of_no_rows_still_has_its_header(tmp_path):
     path = tmp_path / "out.csv"
-    assert scoring.score_messages([], scoring.CsvSink(path), fake_score, 7, batch_size=2) == 0
-    assert path.read_text().splitlines() == [",".join(f'"{c}"' for c in scoring.OUTPUT_COLUMNS)]
+    assert scoring.score_messages([], batch_files.CsvSink(path), fake_score, 7, batch_size=2) == 0
+    assert path.read_text().splitlines() == [",".join(f'"{c}"' for c in batch_files.OUTPUT_COLUMNS)]
 
 
 def _write_lines(tmp_path, texts):
@@ -112,7 +112,7 @@ def _write_lines(tmp_path, texts):
 def test_json_lines_rows_without_an_id_get_their_row_number(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "a"}\n{"id": "x7", "text": "b"}\n{"text": "c"}\n')
-    frame = score_to_frame(scoring.read_messages(path, chunk_rows=2))
+    frame = score_to_frame(batch_files.read_messages(path, chunk_rows=2))
     assert frame["id"].tolist() == ["1", "x7", "3"]
     assert frame["text"].tolist() == ["a", "b", "c"]
 
@@ -153,10 +153,10 @@ def test_a_chunk_that_cannot_be_read_stops_the_run_after_the_chunks_before_it():
     def chunks():
         yield pd.DataFrame({"id": ["1", "2"], "text": ["a", "b"]})
         yield pd.DataFrame({"id": ["3"], "text": ["c"]})
-        raise scoring.BatchInputError("batch input x.jsonl line 4 is not JSON")
+        raise batch_files.BatchInputError("batch input x.jsonl line 4 is not JSON")
 
     sink = RecordingSink()
-    with pytest.raises(scoring.BatchInputError, match="line 4"):
+    with pytest.raises(batch_files.BatchInputError, match="line 4"):
         scoring.score_messages(chunks(), sink, fake_score, 7, batch_size=1,
                                concurrent_batches=3)
     assert not sink.closed

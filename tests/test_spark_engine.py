@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SHARED_CORPUS, luigi_config, write_cfg
-from pipeline import scoring, tasks
+from pipeline import batch_files, tasks
 from test_operations import run_luigi
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
@@ -58,7 +58,7 @@ def _inputs(folder: Path, texts: list[str]) -> dict[str, tuple[Path, Path]]:
 
 def _score(task) -> pd.DataFrame:
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
-    return pd.concat(scoring.read_scores(task.output().path)).set_index("id")
+    return pd.concat(batch_files.read_scores(task.output().path)).set_index("id")
 
 
 def _assert_same_scores(local: pd.DataFrame, spark: pd.DataFrame) -> None:
@@ -85,7 +85,7 @@ def test_spark_scores_every_format_as_the_local_engine_does(chain_copy, real_mes
             if name != "parquet":  # no ids in the input: ids are positions, from 1
                 assert sorted(spark.index.astype(int)) == list(range(1, len(real_messages) + 1))
         dataset = pd.read_parquet(task.output().path)  # the last one: the folder of parts
-    assert list(dataset.columns) == scoring.OUTPUT_COLUMNS and len(dataset) == 3000
+    assert list(dataset.columns) == batch_files.OUTPUT_COLUMNS and len(dataset) == 3000
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_a_standalone_cluster_scores_as_local_does(chain_copy, real_messages, tm
     with luigi_config(settings):
         cluster_output = tasks.BatchScore(date=DAY, input=str(spark_input),
                                           engine="spark").output().path
-        cluster = pd.concat(scoring.read_scores(cluster_output)).set_index("id")
+        cluster = pd.concat(batch_files.read_scores(cluster_output)).set_index("id")
         shutil.rmtree(cluster_output)
         local = _score(tasks.BatchScore(date=DAY, input=str(spark_input), engine="spark"))
     _assert_same_scores(local, cluster)
@@ -136,7 +136,7 @@ def test_bad_input_is_refused_and_nothing_is_published(chain_copy, tmp_path, cas
     with luigi_config(settings):
         task = tasks.BatchScore(date=DAY, input=str(folder), engine="spark")
         assert not luigi.build([task], local_scheduler=True, log_level="CRITICAL")
-        with pytest.raises(scoring.BatchInputError, match=message) as error:
+        with pytest.raises(batch_files.BatchInputError, match=message) as error:
             next(task.run())  # run() is a generator (BatchScore may yield shards)
         assert str(folder) in str(error.value)
         assert not Path(task.output().path).exists()

@@ -101,10 +101,10 @@ def test_missing_batch_input_is_reported_as_missing_data(small_chain, tmp_path):
 def test_every_setting_in_luigi_cfg_is_a_real_parameter():
     config = configparser.ConfigParser()
     config.read(REPO / "luigi.cfg")
-    known = {"pipeline": tasks.pipeline, "DownloadCorpus": tasks.DownloadCorpus,
+    known = {"pipeline": tasks.PipelineSettings, "DownloadCorpus": tasks.DownloadCorpus,
              "BuildVocab": tasks.BuildVocab, "TrainRNN": tasks.TrainRNN,
              "PromoteVersion": tasks.PromoteVersion, "BatchScore": tasks.BatchScore,
-             "spark": tasks.spark, "ReviewQueue": tasks.ReviewQueue,
+             "spark": tasks.SparkSettings, "ReviewQueue": tasks.ReviewQueue,
              "MonitorScores": tasks.MonitorScores}
     assert set(known) == {s for s in config.sections() if s[0].isupper() or s in known}
     for section, task in known.items():
@@ -115,6 +115,28 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
             # hyperparameters, in its description (shown by --help) for the others.
             assert parameters[option].description or parameters[option].significant is False \
                 or section in ("TrainRNN", "BuildVocab"), f"[{section}] {option}"
+
+
+def test_the_model_defaults_have_one_source_that_luigi_cfg_documents():
+    """TrainRNN's hyperparameters default to pipeline.model_config.DEFAULTS; luigi.cfg lists
+    each of them, commented out, with the same value."""
+    import re
+    from dataclasses import fields
+
+    from pipeline.model_config import DEFAULTS, ModelConfig
+
+    train = tasks.TrainRNN.get_params()
+    for field in fields(ModelConfig):
+        assert dict(train)[field.name]._default == getattr(DEFAULTS, field.name), field.name
+    section = (REPO / "luigi.cfg").read_text().split("[TrainRNN]", 1)[1].split("\n[", 1)[0]
+    documented = dict(re.findall(r"^# (\w+) = (.*)$", section, flags=re.MULTILINE))
+    assert set(documented) == {field.name for field in fields(ModelConfig)}
+    for name, value in documented.items():
+        kind = type(getattr(DEFAULTS, name))
+        parsed = value == "true" if kind is bool else kind(value)
+        assert parsed == getattr(DEFAULTS, name), f"luigi.cfg documents {name} = {value}"
+    with luigi_config({}):
+        assert tasks.TrainRNN().model_config() == DEFAULTS
 
 
 @pytest.mark.parametrize("task", [tasks.DownloadCorpus, tasks.BuildVocab, tasks.TrainRNN,
@@ -152,7 +174,7 @@ def test_batch_scores_equal_what_the_served_signature_answers(small_chain, tmp_p
     serving_default signature for the same texts (float32, written in full precision)."""
     import numpy as np
 
-    from pipeline import export
+    from pipeline import exported_model
 
     texts = ["WINNER!! claim your £1000 prize, call 09061234567", "see you at 8?", "",
              "free entry to win a holiday", "ok lar", "中文 😀"] * 5
@@ -162,7 +184,7 @@ def test_batch_scores_equal_what_the_served_signature_answers(small_chain, tmp_p
         score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 5), batch_size=4)
         assert luigi.build([score], local_scheduler=True, log_level="WARNING")
         batch = pd.read_csv(score.output().path, keep_default_na=False)
-    served = export.ServingSignature(small_chain["serving"] / "1")
+    served = exported_model.ServingSignature(small_chain["serving"] / "1")
     probabilities, labels = served(texts)
     np.testing.assert_allclose(batch["spam_probability"].to_numpy(np.float32), probabilities,
                                rtol=0, atol=1e-6)

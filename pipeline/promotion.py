@@ -1,0 +1,100 @@
+"""Put a staged export live, TFX Pusher style: a smoke test in a fresh process, the
+quality gate (:mod:`pipeline.promotion_gate`) against the live version on the same test
+messages, an audit record either way, then an atomic publish (:mod:`pipeline.serving`).
+No Luigi here; ``PromoteVersion`` wires it.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from pipeline import corpus, promotion_gate, serving
+
+HEADLINE = ("accuracy", "mcc", "spam_caught", "ham_blocked", "roc_auc", "threshold")
+
+
+class PromotionRefused(RuntimeError):
+    """The candidate failed its smoke test or the gate; nothing was published."""
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """Every field is a setting of ``[PromoteVersion]``."""
+
+    gate: promotion_gate.GateRules
+    sources: promotion_gate.SourceRules
+    keep_versions: int = 5
+    smoke_test: bool = True
+    force: bool = False
+
+
+def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
+            policy: PromotionPolicy,
+            status: Callable[[str], None] = lambda message: None) -> tuple[int, bool]:
+    """Smoke-test, gate and publish ``staged`` under ``base``; returns the version and
+    whether it was newly published (False: the same export is live already).
+
+    The gate scores the candidate and the live version through their serving signatures
+    on the SMS Spam Collection's test split of ``table``, then on each extra source's test
+    part. Raises :class:`PromotionRefused` with every reason, after recording them in the
+    audit log; the live version keeps serving and the candidate stays staged.
+    """
+    from pipeline.exported_model import ExportEvaluator
+
+    if policy.smoke_test:
+        status("smoke test: loading the export in a fresh process")
+        smoke_test(staged, base, export_id)
+    live = serving.live_version(base)
+    measure_candidate = ExportEvaluator(staged)
+    measure_live = ExportEvaluator(base / str(live)) if live else None
+
+    def scored(source: str) -> tuple[dict, dict | None]:
+        """The candidate's and the live version's metrics on one source's test part."""
+        status(f"gate: scoring the test part of {source} with candidate and live")
+        texts, labels = corpus.texts_and_labels(table, "test", source)
+        return (measure_candidate(texts, labels),
+                measure_live(texts, labels) if measure_live else None)
+
+    candidate, live_metrics = scored(corpus.CORPUS_SOURCE)
+    reasons = promotion_gate.refusals(candidate, live_metrics, policy.gate)
+    summary = {"candidate_metrics": headline(candidate),
+               "live_version": live, "live_metrics": headline(live_metrics)}
+    for source in corpus.sources_of(table)[1:]:
+        source_candidate, source_live = scored(source)
+        reasons += promotion_gate.source_refusals(source, source_candidate, source_live,
+                                                  policy.sources)
+        summary.setdefault("extra_sources", {})[source] = {
+            "candidate_metrics": headline(source_candidate),
+            "live_metrics": headline(source_live)}
+    if reasons and not policy.force:
+        serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
+                             reasons=reasons, **summary)
+        raise PromotionRefused(
+            "candidate refused: " + "; ".join(reasons) + f". It stays staged at {staged}"
+            + (f"; version {live} keeps serving" if live else "")
+            + ". To publish it anyway, rerun with --PromoteVersion-force.")
+    return serving.promote_export(staged, base, export_id, policy.keep_versions,
+                                  details={**summary, "forced_past": reasons})
+
+
+def smoke_test(staged: Path, base: Path, export_id: str) -> None:
+    """Load ``staged`` in a fresh process as the server does (``pipeline.smoke_test``);
+    on failure, record the refusal and raise :class:`PromotionRefused`."""
+    result = subprocess.run([sys.executable, "-m", "pipeline.smoke_test", str(staged)],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
+                             reasons=[reason])
+        raise PromotionRefused(f"candidate {staged} failed its smoke test and was not "
+                               f"published: {reason}")
+
+
+def headline(result: dict | None) -> dict | None:
+    """The figures of a metrics dict that the audit log keeps."""
+    return {key: result[key] for key in HEADLINE} if result else None
