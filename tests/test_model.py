@@ -4,7 +4,8 @@ from pipeline import model
 
 TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
                          dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
-                         batch_size=8, epochs=3, early_stopping_patience=0, seed=3)
+                         batch_size=8, epochs=3, early_stopping_patience=0, seed=3,
+                         char_gram_buckets=0, word_branch_dropout=0.0)  # words only
 
 
 def _data():
