@@ -157,7 +157,7 @@ def _signature(model_name: str):
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        from pipeline.export import ServingSignature
+        from pipeline.exported_model import ServingSignature
 
         _LOADED[model_name] = ServingSignature(SparkFiles.get(model_name))
     return _LOADED[model_name]
