@@ -101,16 +101,31 @@ def _mark_classify_signature(export_dir: Path) -> None:
     """Give the ``classify`` SignatureDef the method TF Serving routes ``Classify`` to.
 
     TF2's writers label every signature ``tensorflow/serving/predict``; TF Serving only
-    accepts a Classify request on a signature whose method is ``.../classify``. TF's
-    ``MethodNameUpdater`` rewrites ``saved_model.pb``; ``fingerprint.pb``, which holds a
-    checksum of the file as first written, would then be wrong and no public API writes a
-    new one, so it is removed: it is optional (loaders, TF Serving's included, go on
-    without it), and the export's identity is in its provenance.
+    accepts a Classify request on a signature whose method is ``.../classify``. TF's public
+    ``MethodNameUpdater`` rewrites ``saved_model.pb``; then ``fingerprint.pb`` (checksums
+    of the saved model) is written anew to match it.
     """
     updater = tf.compat.v1.saved_model.signature_def_utils.MethodNameUpdater(str(export_dir))
     updater.replace_method_name(CLASSIFY, tf.saved_model.CLASSIFY_METHOD_NAME)
     updater.save()
+    _write_fingerprint(export_dir)
+
+
+def _write_fingerprint(export_dir: Path) -> None:
+    """Write ``fingerprint.pb`` for the saved model as it is now.
+
+    TensorFlow 2.21 has no public API that writes a fingerprint, so this calls the writer
+    that ``tf.saved_model.save`` itself uses. Should an upgrade remove it, the stale file is
+    removed instead: the fingerprint is optional, but without it every load logs "Fingerprint
+    not found" through absl, which also configures the root logger (Luigi's lines would be
+    printed twice), so tests/test_export.py checks that it is there and current.
+    """
     (export_dir / "fingerprint.pb").unlink(missing_ok=True)
+    try:
+        from tensorflow.python.saved_model import fingerprinting_utils
+    except ImportError:  # pragma: no cover - a TensorFlow that moved its private writer
+        return
+    fingerprinting_utils.write_fingerprint(str(export_dir))
 
 
 # --------------------------------------------------------------------------- warmup

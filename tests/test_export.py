@@ -35,6 +35,9 @@ def test_signatures_and_methods_are_what_tf_serving_expects(small_chain):
     assert set(signatures["serving_default"].outputs) == {"spam_probability", "label"}
     assert set(signatures["classify"].inputs) == {"inputs"}
     assert set(signatures["classify"].outputs) == {"classes", "scores"}
+    # written anew after the method was set: present, so loading does not log its absence
+    fingerprint = tf.saved_model.experimental.read_fingerprint(str(small_chain["export"]))
+    assert fingerprint.saved_model_checksum and fingerprint.signature_def_hash
 
 
 def test_tf1_session_matches_the_python_loaded_model(small_chain, session_model):
