@@ -30,7 +30,7 @@ DEFAULT_STDERR_LOG = "outputs/logs/stderr.log"
 
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog="spam-ham-cron", description=__doc__,
+        prog="spam-ham-cron", description=__doc__, allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="spam-ham-cron [--stderr-log FILE] LUIGI_ARGUMENTS...")
     parser.add_argument("--stderr-log", default=DEFAULT_STDERR_LOG,
