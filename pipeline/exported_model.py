@@ -112,14 +112,12 @@ def load_live_signature(base: Path, version: int | None, concurrent_batches: int
 
     For ``concurrent_batches`` > 1, each batch is first given one TensorFlow thread when
     TensorFlow has not started in this process yet (see ``scoring``)."""
-    from pipeline import scoring
+    from pipeline import scoring, serving
 
     if concurrent_batches > 1 and not scoring.one_tensorflow_thread_per_batch():
         logger.info("TensorFlow already runs in this process: concurrent batches keep its "
                     "default threads (a scoring-only run is faster)")
-    if version is None:
-        raise RuntimeError(f"no model version under {base}; run PromoteVersion")
-    folder = base / str(version)
+    folder = serving.version_folder(base, version)
     try:
         return ServingSignature(folder)
     except Exception as error:  # noqa: BLE001 - TF raises many types for a bad folder

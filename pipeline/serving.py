@@ -48,6 +48,14 @@ def live_version(base: Path) -> int | None:
     return versions[-1] if versions else None
 
 
+def version_folder(base: Path, version: int | None) -> Path:
+    """The folder of published ``version`` under ``base``; ``None`` (nothing published
+    yet) is an error that says what to run."""
+    if version is None:
+        raise ServingError(f"no model version under {base}; run PromoteVersion")
+    return base / str(version)
+
+
 def version_provenance(base: Path, version: int) -> dict:
     path = base / str(version) / PROVENANCE_FILE
     try:

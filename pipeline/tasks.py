@@ -554,8 +554,7 @@ class BatchScore(PipelineTask):
         if self.shards > 1:
             raise ValueError("--shards is for the local engine; Spark splits the input "
                              "into tasks itself (see [spark] conf)")
-        if version is None:
-            raise RuntimeError(f"no model version under {serving_base()}; run PromoteVersion")
+        model_folder = serving.version_folder(serving_base(), version)
         settings = SparkSettings()
         self.status(f"starting Spark on {settings.master}")
         session = spark_scoring.spark_session(settings.master, dict(settings.conf),
@@ -563,7 +562,7 @@ class BatchScore(PipelineTask):
         try:
             with atomic_directory(Path(self.output().path)) as folder:
                 rows = spark_scoring.score_with_spark(
-                    session, self.messages_path, serving_base() / str(version), version,
+                    session, self.messages_path, model_folder, version,
                     folder, self.batch_size, on_progress=self._report_tasks)
         finally:
             session.stop()

@@ -2,6 +2,8 @@ import json
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from pipeline import serving
 
 
@@ -66,3 +68,9 @@ def test_a_pruned_export_still_counts_as_published(tmp_path):
     assert serving.version_of_export(base, "a") is None
     assert serving.was_published(base, "a")
     assert not serving.was_published(base, "never")
+
+
+def test_the_folder_of_no_version_says_what_to_run(tmp_path):
+    assert serving.version_folder(tmp_path, 3) == tmp_path / "3"
+    with pytest.raises(serving.ServingError, match=r"no model version under .*run PromoteVersion"):
+        serving.version_folder(tmp_path, None)
