@@ -40,7 +40,7 @@ TARGETS = [("test", "accuracy", ">=", 0.990), ("test", "mcc", ">=", 0.955),
            ("mishra_soni_2022", "roc_auc", ">=", 0.997)]
 # what the default was before issue 12: words only, no word dropout, every training word
 WORDS_ONLY = {"char_gram_buckets": 0, "word_dropout": 0.0, "word_branch_dropout": 0.0,
-              "batch_size": 32}
+              "batch_size": 32, "word_grams": 0, "ngram_member": 0.0}
 
 
 def our_settings():
@@ -143,7 +143,8 @@ def main() -> None:
         rnn_type="simple", bidirectional=False, embedding_dim=50, rnn_units=10,
         pooling="last", dropout=0.0, word_dropout=0.0, embedding_dropout=0.0, max_length=25,
         optimizer="rmsprop", learning_rate=5e-4, batch_size=250, epochs=20,
-        early_stopping_patience=0, seed=0, char_gram_buckets=0, word_branch_dropout=0.0)
+        early_stopping_patience=0, seed=0, char_gram_buckets=0, word_branch_dropout=0.0,
+        word_grams=0, ngram_member=0.0)
 
     ours = rnn_runs(table, config, min_count, max_size, max_ham_blocked, min_threshold,
                     args.seeds, held_out)

@@ -49,14 +49,16 @@ WARMUP_MESSAGES = (
 
 def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int,
                       threshold: float, destination: Path, provenance: dict,
-                      model_name: str = "spam_ham", char_gram_buckets: int = 0) -> None:
+                      model_name: str = "spam_ham", char_gram_buckets: int = 0,
+                      word_grams: int = 0) -> None:
     """Write the SavedModel, its warmup requests and its provenance into ``destination``.
 
-    ``max_length`` and ``char_gram_buckets`` are the settings the model was trained with.
+    ``max_length``, ``char_gram_buckets`` and ``word_grams`` are the settings the model
+    was trained with.
     """
     lookup = text.make_lookup(vocabulary)
     threshold_value = float(threshold)
-    fused = fused_gru.fuse(model, vocabulary)
+    fused = fused_gru.fuse(model, vocabulary, word_grams)
 
     def score(texts):
         tokens = text.tokenize(texts)
@@ -67,6 +69,9 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
         inputs = ids if not char_gram_buckets else {
             "token_ids": ids, "char_gram_ids": tf.cast(text.char_gram_ids(
                 tokens, char_gram_buckets).to_tensor(default_value=text.PAD_ID), tf.int32)}
+        if char_gram_buckets and word_grams:
+            inputs["word_gram_ids"] = text.word_gram_ids(
+                tokens, char_gram_buckets, word_grams).to_tensor(default_value=text.PAD_ID)
         return tf.reshape(model(inputs, training=False), [-1])
 
     def predict(texts):

@@ -15,6 +15,10 @@ embeddings times their share of the output kernel: that product, too, depends on
 n-gram, so it becomes one number per hash bucket; and since the n-grams are cut per word,
 each vocabulary word's sum and count of n-gram logits are computed once here. At serving
 time only the words outside the vocabulary are cut into n-grams.
+
+The n-gram member (``ngram_member``) is linear too: one logit per character n-gram
+bucket, summed per vocabulary word like the classifier's, and one per word-gram bucket;
+its log-odds, times the member's weight, join the classifier's.
 """
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ import keras
 import tensorflow as tf
 
 from pipeline import text
-from pipeline.model import MeanBagEmbedding, WordDropout
+from pipeline.model import AddLogOdds, MeanBagEmbedding, WordDropout
+
+# The log-odds AddLogOdds reads back from a probability clipped to [1e-7, 1 - 1e-7].
+_MAX_LOG_ODDS = 16.118095
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
@@ -37,7 +44,7 @@ _SATURATED = 1e4
 class FusedGRUClassifier(tf.Module):
     """``ids [batch, time] int32 -> spam probability [batch]`` for a supported model."""
 
-    def __init__(self, embedding, gru, dense, char_grams=None, vocabulary=()):
+    def __init__(self, embedding, gru, dense, char_grams=None, vocabulary=(), member=None):
         super().__init__(name="fused_gru_classifier")
         cell = gru.cell
         units = self.units = cell.units
@@ -59,21 +66,45 @@ class FusedGRUClassifier(tf.Module):
         self.output_kernel = tf.Variable(kernel[:units], trainable=False, name="output_kernel")
         self.output_bias = tf.Variable(dense.bias, trainable=False, name="output_bias")
         self.char_gram_logits = None
-        if char_grams is not None:  # one logit per n-gram bucket: embedding x kernel share
-            gram_logits = tf.reshape(tf.matmul(char_grams.embeddings, kernel[units:]), [-1])
-            gram_logits = tf.tensor_scatter_nd_update(gram_logits, [[0]], [0.0])  # no n-gram
+        self.member_weight = None
+        if char_grams is not None:
+            # one logit per n-gram bucket (embedding x kernel share), a column for the
+            # network and, with the n-gram member, a column for the member's
+            columns = [tf.matmul(char_grams.embeddings * char_grams.scale, kernel[units:])]
+            if member is not None:
+                char_table, word_table, member_dense, weight, self.word_grams = member
+                member_kernel = tf.reshape(tf.convert_to_tensor(member_dense.kernel), [-1])
+                columns.append(char_table.embeddings * (char_table.scale * member_kernel[0]))
+                self._fold_member_word_grams(word_table, member_kernel, member_dense.bias)
+                self.member_weight = float(weight)
+            gram_logits = tf.concat(columns, 1)
+            gram_logits = tf.tensor_scatter_nd_update(  # bucket 0: no n-gram
+                gram_logits, [[0]], tf.zeros([1, len(columns)], gram_logits.dtype))
             self.char_gram_logits = tf.Variable(gram_logits, trainable=False,
-                                                name="char_gram_logits")     # [buckets]
-            # per word id: the sum and count of its n-grams' logits (0 for padding and for
-            # unknown words, whose n-grams are cut when they are met)
+                                                name="char_gram_logits")  # [buckets, k]
+            # per word id: the sums and count of its n-grams' logits (0 for padding and
+            # for unknown words, whose n-grams are cut when they are met)
             total, count = _gram_sums(gram_logits, tf.constant(list(vocabulary), tf.string),
                                       char_grams.buckets)
-            reserved = tf.zeros([text.RESERVED_TOKENS], gram_logits.dtype)
-            self.word_gram_sums = tf.Variable(tf.concat([reserved, total], 0), trainable=False,
-                                              name="word_gram_sums")         # [vocab]
-            self.word_gram_counts = tf.Variable(tf.concat([reserved, count], 0),
-                                                trainable=False, name="word_gram_counts")
+            self.word_gram_sums = tf.Variable(
+                tf.concat([tf.zeros([text.RESERVED_TOKENS, len(columns)]), total], 0),
+                trainable=False, name="word_gram_sums")                    # [vocab, k]
+            self.word_gram_counts = tf.Variable(
+                tf.concat([tf.zeros([text.RESERVED_TOKENS]), count], 0),
+                trainable=False, name="word_gram_counts")                  # [vocab]
             self.buckets = char_grams.buckets
+
+    def _fold_member_word_grams(self, word_table, member_kernel, member_bias) -> None:
+        """The member's logit per word-gram bucket (0 for the padding bucket), and its bias."""
+        word_logits = tf.zeros([1])
+        if word_table is not None:
+            word_logits = tf.reshape(word_table.embeddings, [-1]) * (word_table.scale
+                                                                     * member_kernel[1])
+            word_logits = tf.tensor_scatter_nd_update(word_logits, [[0]], [0.0])
+        self.member_word_gram_logits = tf.Variable(word_logits, trainable=False,
+                                                   name="member_word_gram_logits")
+        self.member_bias = tf.Variable(tf.reshape(member_bias, []), trainable=False,
+                                       name="member_bias")
 
     def __call__(self, ids: tf.Tensor, tokens: tf.RaggedTensor | None = None,
                  token_ids: tf.RaggedTensor | None = None) -> tf.Tensor:
@@ -97,29 +128,43 @@ class FusedGRUClassifier(tf.Module):
         _, state = tf.while_loop(lambda t, _: t < tf.shape(time_major)[0], step,
                                  (tf.constant(0), state))
         logits = tf.reshape(tf.matmul(state, self.output_kernel) + self.output_bias, [-1])
-        if self.char_gram_logits is not None:  # the mean n-gram logit of each message
+        if self.char_gram_logits is not None:  # the mean n-gram logits of each message
             flat_ids = token_ids.flat_values
-            total = tf.gather(self.word_gram_sums, flat_ids)
-            count = tf.gather(self.word_gram_counts, flat_ids)
-            unknown = tf.where(tf.equal(flat_ids, text.OOV_ID))               # [n, 1]
+            total = tf.gather(self.word_gram_sums, flat_ids)                  # [n, k]
+            count = tf.gather(self.word_gram_counts, flat_ids)                # [n]
+            unknown = tf.where(tf.equal(flat_ids, text.OOV_ID))               # [u, 1]
             unknown_total, unknown_count = _gram_sums(
                 self.char_gram_logits, tf.gather_nd(tokens.flat_values, unknown), self.buckets)
             total = tf.tensor_scatter_nd_add(total, unknown, unknown_total)
             count = tf.tensor_scatter_nd_add(count, unknown, unknown_count)
             messages, rows = token_ids.nrows(), token_ids.value_rowids()
-            total = tf.math.unsorted_segment_sum(total, rows, messages)
-            count = tf.math.unsorted_segment_sum(count, rows, messages)
-            logits += total / tf.maximum(count, 1.0)
+            total = tf.math.unsorted_segment_sum(total, rows, messages)       # [batch, k]
+            count = tf.math.unsorted_segment_sum(count, rows, messages)       # [batch]
+            means = total / tf.maximum(count, 1.0)[:, None]
+            logits += means[:, 0]
+            if self.member_weight is not None:
+                member = self.member_bias + means[:, 1]
+                if self.word_grams:  # the mean logit of the message's word grams
+                    grams, owners = text.word_grams(tokens, self.buckets, self.word_grams)
+                    grams_total = tf.math.unsorted_segment_sum(
+                        tf.gather(self.member_word_gram_logits, grams), owners, messages)
+                    grams_count = tf.math.unsorted_segment_sum(
+                        tf.ones(tf.shape(grams), grams_total.dtype), owners, messages)
+                    member += grams_total / tf.maximum(grams_count, 1.0)
+                bound = _MAX_LOG_ODDS
+                logits = tf.clip_by_value(logits, -bound, bound) + self.member_weight * \
+                    tf.clip_by_value(member, -bound, bound)
         return tf.sigmoid(logits)
 
 
 def _gram_sums(gram_logits: tf.Tensor, words: tf.Tensor, buckets: int
                ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The sum and the count of the n-gram logits of each of ``words`` (``[n]``)."""
+    """The sums (``[n, k]``, a column per column of ``gram_logits``, ``[buckets, k]``) and
+    the count (``[n]``) of the n-gram logits of each of ``words`` (``[n]``)."""
     ids, owner = text.token_char_grams(words, buckets)
     n = tf.shape(words, out_type=tf.int64)[0]
     total = tf.math.unsorted_segment_sum(
-        tf.reduce_sum(tf.gather(gram_logits, ids), 1), owner, n)
+        tf.reduce_sum(tf.gather(gram_logits, ids), 1), owner, n)            # [n, k]
     count = tf.math.unsorted_segment_sum(
         tf.reduce_sum(tf.cast(ids > 0, gram_logits.dtype), 1), owner, n)
     return total, count
@@ -133,11 +178,26 @@ def _producer(tensor):
     return layer
 
 
-def fuse(model: keras.Model, vocabulary: list[str] = ()) -> FusedGRUClassifier | None:
+def fuse(model: keras.Model, vocabulary: list[str] = (),
+         word_grams: int = 0) -> FusedGRUClassifier | None:
     """The fused graph of ``model`` (built by :func:`pipeline.model.build_classifier`, a
-    chain of layers, on ``vocabulary``), or None when its architecture is not the
-    supported one."""
+    chain of layers, on ``vocabulary``, with ``word_grams`` as trained), or None when its
+    architecture is not the supported one."""
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
+    member = None
+    by_name = {layer.name: layer for layer in layers}
+    if isinstance(by_name.get("members"), AddLogOdds):  # the n-gram member (ngram_member)
+        names = ["members", "member_char_grams", "member_word_grams", "member_bags",
+                 "member_probability"]
+        char_table, dense_ = by_name.get("member_char_grams"), by_name.get("member_probability")
+        word_table = by_name.get("member_word_grams")
+        if char_table is None or dense_ is None:
+            return None
+        if word_table is not None and not word_grams:
+            return None  # the word-gram order is not in the model: pass word_grams
+        member = (char_table, word_table, dense_, by_name["members"].weight,
+                  word_grams if word_table is not None else 0)
+        layers = [layer for layer in layers if layer.name not in names]
     kinds = sorted(type(layer).__name__ for layer in layers)
     by_kind = {type(layer): layer for layer in layers}
     char_grams = by_kind.get(MeanBagEmbedding)
@@ -164,6 +224,8 @@ def fuse(model: keras.Model, vocabulary: list[str] = ()) -> FusedGRUClassifier |
         and not (gru.return_sequences or gru.go_backwards or gru.stateful)
         and dense.units == 1 and dense.use_bias
         and dense.activation is keras.activations.sigmoid)
-    return (FusedGRUClassifier(embedding, gru, dense, char_grams, vocabulary) if supported
-            else None)
+    if member is not None and char_grams is None:
+        return None
+    return (FusedGRUClassifier(embedding, gru, dense, char_grams, vocabulary, member)
+            if supported else None)
 

@@ -37,6 +37,8 @@ class ModelConfig:
     char_gram_buckets: int = 50_000   # hashed character n-grams read beside the words (0: off)
     char_gram_dim: int = 4            # size of the character n-gram summary
     word_branch_dropout: float = 0.3  # share of training messages read by n-grams alone
+    word_grams: int = 2               # the member's hashed word 1-grams (1) or 1-2-grams (2)
+    ngram_member: float = 0.15        # weight of the n-gram member's log-odds (0: no member)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -242,6 +242,12 @@ class TrainRNN(PipelineTask):
     word_branch_dropout = luigi.FloatParameter(
         default=MODEL_DEFAULTS.word_branch_dropout,
         description="Share of training messages read by the n-grams alone.")
+    word_grams = luigi.IntParameter(
+        default=MODEL_DEFAULTS.word_grams,
+        description="The n-gram member's hashed word 1-grams (1) or 1-2-grams (2); 0: none.")
+    ngram_member = luigi.FloatParameter(
+        default=MODEL_DEFAULTS.ngram_member,
+        description="Weight of the n-gram member's log-odds in the output (0: no member).")
     # how the threshold is chosen, and what else is measured
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
@@ -320,7 +326,8 @@ class ExportSavedModel(PipelineTask):
             export.export_classifier(model, words, trained_with["max_length"],
                                      metrics["threshold"], folder, provenance,
                                      model_name=PipelineSettings().model_name,
-                                     char_gram_buckets=trained_with.get("char_gram_buckets", 0))
+                                     char_gram_buckets=trained_with.get("char_gram_buckets", 0),
+                                     word_grams=trained_with.get("word_grams", 0))
             table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
             export.write_monitoring_reference(folder, words,
                                               corpus.texts_and_labels(table, "test")[0])

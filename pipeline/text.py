@@ -118,11 +118,42 @@ def char_gram_ids(tokens: tf.RaggedTensor, buckets: int) -> tf.RaggedTensor:
         nrows=tokens.nrows())
 
 
+def word_grams(tokens: tf.RaggedTensor, buckets: int, order: int = 2
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each message's tokens (``order`` 1) or tokens and pairs of adjacent tokens (2),
+    hashed into ``1 .. buckets - 1`` (``pipeline.token_rules.WORD_GRAM_HASH``), flat:
+    ids ``[grams]`` int32 and the message each belongs to (``[grams]`` int64). Each
+    token's string is hashed once; a pair's bucket is integer arithmetic on its two
+    tokens' hashes, so no strings are joined."""
+    hash_range, multiplier = rules.WORD_GRAM_HASH
+    hashes = tf.strings.to_hash_bucket_fast(tokens.flat_values, hash_range)  # < 2^31
+    messages = tokens.value_rowids()
+    values, owners = [hashes], [messages]
+    if order >= 2:
+        same_message = tf.equal(messages[:-1], messages[1:])
+        pairs = hashes[:-1] * multiplier + hashes[1:] + 1  # < 2^52: no overflow
+        values.append(tf.boolean_mask(pairs, same_message))
+        owners.append(tf.boolean_mask(messages[:-1], same_message))
+    ids = tf.math.floormod(tf.concat(values, 0), buckets - 1) + 1
+    return tf.cast(ids, tf.int32), tf.concat(owners, 0)
+
+
+def word_gram_ids(tokens: tf.RaggedTensor, buckets: int, order: int = 2) -> tf.RaggedTensor:
+    """:func:`word_grams` as a ragged ``[batch, (grams)]`` batch, as the Keras model
+    takes them (0-padded to a dense batch)."""
+    ids, owners = word_grams(tokens, buckets, order)
+    by_message = tf.argsort(owners, stable=True)
+    return tf.RaggedTensor.from_value_rowids(tf.gather(ids, by_message),
+                                             tf.gather(owners, by_message),
+                                             nrows=tokens.nrows())
+
+
 def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
-                  char_gram_buckets: int = 0) -> dict[str, np.ndarray]:
+                  char_gram_buckets: int = 0, word_grams: int = 0) -> dict[str, np.ndarray]:
     """The model's inputs for messages held in Python lists: ``token_ids``
     ``[n, max_length]`` and, with ``char_gram_buckets``, ``char_gram_ids`` ``[n, grams]``
-    (0-padded), as :func:`pipeline.model.build_classifier` takes them."""
+    (0-padded), and with ``word_grams`` too, ``word_gram_ids`` (:func:`word_gram_ids`),
+    as :func:`pipeline.model.build_classifier` takes them."""
     tokens = tokenize(tf.constant(texts, tf.string))  # once, for words and n-grams
     ids = ids_from_tokens(tokens, make_lookup(vocabulary), max_length).numpy()
     inputs = {"token_ids": np.pad(ids, [(0, 0), (0, max_length - ids.shape[1])],
@@ -131,6 +162,9 @@ def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
         grams = char_gram_ids(tokens, char_gram_buckets)
         inputs["char_gram_ids"] = tf.cast(grams.to_tensor(default_value=PAD_ID),
                                           tf.int32).numpy()
+        if word_grams:
+            inputs["word_gram_ids"] = word_gram_ids(tokens, char_gram_buckets, word_grams
+                                                    ).to_tensor(default_value=PAD_ID).numpy()
     return inputs
 
 

@@ -37,11 +37,16 @@ CHAR_GRAM_MAX_CHARS = 24
 # character (below 2^31: no overflow), then bucket = 1 + h mod (buckets - 1); bucket 0 is
 # padding. Integer arithmetic on code points is several times faster than string n-grams.
 CHAR_GRAM_HASH = (1021, 0xFFFFF)
+# The n-gram member's word grams (pipeline.text.word_gram_ids): each token hashed with
+# TensorFlow's Fingerprint64 into [0, 2^31 - 1); a word's bucket is 1 + h mod (buckets - 1),
+# a pair's 1 + (h1 * 1000003 + h2 + 1) mod (buckets - 1).
+WORD_GRAM_HASH = (2**31 - 1, 1_000_003)
 
 
 def fingerprint() -> str:
     """A digest of the rules above (and of lowercasing, which comes first)."""
     rules = ["lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN, NUMBER_SHAPES,
              KEPT_PUNCTUATION, OTHER_SYMBOLS,
-             "char_wb", CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH]
+             "char_wb", CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH,
+             "word grams", WORD_GRAM_HASH]
     return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]

@@ -17,7 +17,8 @@ from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
 
 def encoded_inputs(texts: list[str], words: list[str], config: ModelConfig):
     """What the model of ``config`` takes for ``texts`` (see ``build_classifier``)."""
-    inputs = text.encode_inputs(texts, words, config.max_length, config.char_gram_buckets)
+    inputs = text.encode_inputs(texts, words, config.max_length, config.char_gram_buckets,
+                                config.word_grams)
     return inputs if config.char_gram_buckets else inputs["token_ids"]
 
 

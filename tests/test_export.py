@@ -108,8 +108,9 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     words = vocabulary.read_vocabulary(small_chain["vocab"] / "vocab.tsv")
     config = json.loads((small_chain["training"] / "metrics.json").read_text())["config"]
     assert config["char_gram_buckets"] > 0  # the default model reads character n-grams
+    assert config["ngram_member"] > 0 and config["word_grams"] == 2  # and has the member
     inputs = text.encode_inputs(MESSAGES, words, config["max_length"],
-                                config["char_gram_buckets"])
+                                config["char_gram_buckets"], config["word_grams"])
     expected = trained.predict(inputs, verbose=0)
     probabilities, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=1e-6)

@@ -63,3 +63,28 @@ def test_fused_graph_with_char_grams_equals_the_keras_model():
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)
+
+
+@pytest.mark.parametrize("word_grams", [0, 1, 2])
+def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
+    import tensorflow as tf
+
+    from pipeline import text
+
+    words = ["a", "now", "you", "to", "at", "prize"]
+    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
+                                 max_length=5, word_branch_dropout=0.3,
+                                 word_grams=word_grams, ngram_member=0.25)
+    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets,
+                                word_grams)
+    assert ("word_gram_ids" in inputs) == bool(word_grams)
+    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
+    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
+                                           len(words) + text.RESERVED_TOKENS, config)
+    fused = fused_gru.fuse(classifier, words, word_grams)
+    assert fused is not None and fused.member_weight == 0.25
+    tokens = text.tokenize(tf.constant(MESSAGES))
+    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
+    ids = text.padded_ids(token_ids, config.max_length)
+    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
+                               model.predict_probabilities(classifier, inputs), atol=1e-6)

@@ -1,11 +1,13 @@
 import numpy as np
+import pytest
 
 from pipeline import model
 
 TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
                          dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3,
-                         char_gram_buckets=0, word_branch_dropout=0.0)  # words only
+                         char_gram_buckets=0, word_branch_dropout=0.0,  # words only
+                         word_grams=0, ngram_member=0.0)
 
 
 def _data():
@@ -92,3 +94,39 @@ def test_embedding_dropout_is_reproducible_keeps_the_mask_and_is_off_at_inferenc
     p = model.predict_probabilities(first, ids)
     np.testing.assert_array_equal(p, model.predict_probabilities(first, ids))  # inference: no noise
     np.testing.assert_allclose(model.predict_probabilities(first, padded), p, atol=1e-6)
+
+
+def _with_grams(ids: np.ndarray) -> dict:
+    """Inputs for a model with n-grams: stand-in n-gram and word-gram ids derived from
+    the token ids (the member only needs ids in range)."""
+    return {"token_ids": ids, "char_gram_ids": ids * 3 % 97, "word_gram_ids": ids * 7 % 97}
+
+
+def test_the_ngram_member_adds_its_log_odds_and_reports_both_losses():
+    config = model.ModelConfig(**{**TINY.as_dict(), "char_gram_buckets": 97,
+                                  "word_grams": 2, "ngram_member": 0.5})
+    train_ids, train_labels, val_ids, val_labels = _data()
+    classifier, history = model.train_classifier(
+        _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
+        vocabulary_size=30, config=config)
+    row = history[-1]
+    # the network's metrics keep their plain names; the loss early stopping watches is
+    # the sum of the two members' losses
+    assert {"val_accuracy", "val_auc", "val_spam_caught"} <= set(row)
+    assert row["val_loss"] == pytest.approx(row["val_network_loss"] + row["val_member_loss"],
+                                            rel=1e-5)
+    network = classifier.get_layer("spam_probability").output
+    member = classifier.get_layer("member_probability").output
+    import keras
+    parts = keras.Model(classifier.inputs, [network, member]).predict(_with_grams(val_ids),
+                                                                     verbose=0)
+    logit = [np.log(p.reshape(-1)) - np.log1p(-p.reshape(-1)) for p in parts]
+    expected = 1 / (1 + np.exp(-(logit[0] + 0.5 * logit[1])))
+    np.testing.assert_allclose(model.predict_probabilities(classifier, _with_grams(val_ids)),
+                               expected, atol=1e-5)
+
+
+def test_the_ngram_member_needs_ngrams():
+    config = model.ModelConfig(**{**TINY.as_dict(), "ngram_member": 0.15})
+    with pytest.raises(ValueError, match="ngram_member = 0"):
+        model.build_classifier(30, config)

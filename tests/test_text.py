@@ -68,3 +68,22 @@ def test_model_inputs_pad_tokens_to_max_length_and_grams_to_the_longest_message(
     grams = inputs["char_gram_ids"]
     assert grams.shape[0] == 3 and (grams[1] > 0).sum() == 6 and (grams[2] == 0).all()
     assert "char_gram_ids" not in text.encode_inputs(["ok"], ["a"], 4)
+
+
+def test_word_grams_are_each_word_and_each_pair_of_neighbours_within_a_message():
+    import tensorflow as tf
+
+    def grams(messages, order=2):
+        ids = text.word_gram_ids(text.tokenize(tf.constant(messages)), 1000, order)
+        return [sorted(row) for row in ids.to_list()]
+
+    words, pairs = grams(["win a prize", "", "ok"], 1), grams(["win a prize", "", "ok"])
+    assert [len(row) for row in words] == [3, 0, 1]
+    assert [len(row) for row in pairs] == [5, 0, 1]  # no pair across two messages
+    assert set(words[0]) < set(pairs[0]) and all(1 <= g < 1000 for g in pairs[0])
+    assert grams(["a prize"])[0] != grams(["prize a"])[0]  # a pair keeps its order
+    assert grams(["win a"])[0] == grams(["  WIN   a "])[0]  # the same tokens, the same ids
+    inputs = text.encode_inputs(["win a prize", "ok"], ["a"], 4, char_gram_buckets=1000,
+                                word_grams=2)
+    assert sorted(inputs["word_gram_ids"][0]) == pairs[0]
+    assert sorted(g for g in inputs["word_gram_ids"][1] if g) == pairs[2]
