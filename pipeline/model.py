@@ -137,6 +137,9 @@ class AddLogOdds(keras.layers.Layer):
         return {**super().get_config(), "weight": self.weight}
 
 
+# The outputs of the model with the n-gram member while it trains.
+SERVED_OUTPUTS = ("network", "member", "served")
+
 # The n-gram member: a linear model over the mean of each message's hashed character
 # n-grams and the mean of its hashed word 1-2-grams (one weight each, table scale 30).
 _MEMBER_SCALE = 30.0
@@ -171,8 +174,9 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
 
     With ``ngram_member``, a second member, a linear model over the mean hashed character
     n-grams (and word 1-2-grams) of each message with its own tables, learns beside it on
-    its own loss (``for_training`` returns both outputs); the model's output adds
-    ``ngram_member`` times the member's log-odds to the main model's.
+    its own loss; the model's output adds ``ngram_member`` times the member's log-odds
+    to the main model's. ``for_training`` returns the three outputs of
+    :data:`SERVED_OUTPUTS`: the network's, the member's and that sum.
     """
     if config.rnn_type not in _RNN_LAYERS:
         raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
@@ -216,9 +220,11 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
                                          name="member_word_grams")(inputs["word_gram_ids"]))
         bag = bags[0] if len(bags) == 1 else keras.layers.Concatenate(name="member_bags")(bags)
         member = keras.layers.Dense(1, activation="sigmoid", name="member_probability")(bag)
+        served = AddLogOdds(config.ngram_member, name="members")([probability, member])
         if for_training:
-            return keras.Model(inputs, {"network": probability, "member": member}, name=name)
-        probability = AddLogOdds(config.ngram_member, name="members")([probability, member])
+            return keras.Model(inputs, {"network": probability, "member": member,
+                                        "served": served}, name=name)
+        probability = served
     return keras.Model(inputs, probability, name=name)
 
 
@@ -233,8 +239,8 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
 def _history_key(key: str) -> str:
     """A metric's name in the history. With the n-gram member, Keras prefixes the
     network's metrics with its output ("val_network_auc"); they keep their plain names
-    ("val_auc"), and "loss" is the sum of both members' losses (what early stopping
-    watches), beside "network_loss" and "member_loss"."""
+    ("val_auc"); "loss" is the sum of both members' losses, beside "network_loss",
+    "member_loss" and "served_loss" (the output's, which early stopping watches)."""
     for prefix in ("val_", ""):
         if key.startswith(prefix + "network_") and not key.endswith("_loss"):
             return prefix + key[len(prefix + "network_"):]
@@ -303,18 +309,24 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
                keras.metrics.Recall(name="spam_caught")]
     train_data = batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed)
     validation_data = batches(validation_ids, validation_labels, 1024)
-    if config.ngram_member:  # each member learns on its own loss; early stopping on the sum
+    monitor = "val_loss"
+    if config.ngram_member:
+        # each member learns on its own loss; the served output's loss (weight 0: no
+        # gradient) is measured, and early stopping watches it on the validation split
         model.compile(optimizer=_optimizer(config),
-                      loss={"network": "binary_crossentropy", "member": "binary_crossentropy"},
+                      loss={name: "binary_crossentropy" for name in SERVED_OUTPUTS},
+                      loss_weights={"network": 1.0, "member": 1.0, "served": 0.0},
                       metrics={"network": quality})
-        train_data, validation_data = (data.map(lambda x, y: (x, {"network": y, "member": y}))
-                                       for data in (train_data, validation_data))
+        train_data, validation_data = (
+            data.map(lambda x, y: (x, {name: y for name in SERVED_OUTPUTS}))
+            for data in (train_data, validation_data))
+        monitor = "val_served_loss"
     else:
         model.compile(optimizer=_optimizer(config), loss="binary_crossentropy", metrics=quality)
     callbacks: list[keras.callbacks.Callback] = []
     if config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience,
+            monitor=monitor, mode="min", patience=config.early_stopping_patience,
             restore_best_weights=True))
     if on_epoch:
         callbacks.append(_EpochReporter(on_epoch))
@@ -327,10 +339,7 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
     history = [{"epoch": e + 1, **{_history_key(k): float(v[e]) for k, v in fit.history.items()}}
                for e in range(epochs)]
     if config.ngram_member:
-        network, member = model.get_layer("spam_probability").output, \
-            model.get_layer("member_probability").output
-        model = keras.Model(model.inputs, AddLogOdds(config.ngram_member, name="members")(
-            [network, member]), name=name)
+        model = keras.Model(model.inputs, model.get_layer("members").output, name=name)
     return model, history
 
 

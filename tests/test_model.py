@@ -102,7 +102,7 @@ def _with_grams(ids: np.ndarray) -> dict:
     return {"token_ids": ids, "char_gram_ids": ids * 3 % 97, "word_gram_ids": ids * 7 % 97}
 
 
-def test_the_ngram_member_adds_its_log_odds_and_reports_both_losses():
+def test_the_ngram_member_adds_its_log_odds_and_reports_each_loss():
     config = model.ModelConfig(**{**TINY.as_dict(), "char_gram_buckets": 97,
                                   "word_grams": 2, "ngram_member": 0.5})
     train_ids, train_labels, val_ids, val_labels = _data()
@@ -115,6 +115,7 @@ def test_the_ngram_member_adds_its_log_odds_and_reports_both_losses():
     assert {"val_accuracy", "val_auc", "val_spam_caught"} <= set(row)
     assert row["val_loss"] == pytest.approx(row["val_network_loss"] + row["val_member_loss"],
                                             rel=1e-5)
+    assert "val_served_loss" in row  # the output's, which early stopping watches
     network = classifier.get_layer("spam_probability").output
     member = classifier.get_layer("member_probability").output
     import keras
@@ -130,3 +131,15 @@ def test_the_ngram_member_needs_ngrams():
     config = model.ModelConfig(**{**TINY.as_dict(), "ngram_member": 0.15})
     with pytest.raises(ValueError, match="ngram_member = 0"):
         model.build_classifier(30, config)
+
+
+def test_with_the_ngram_member_early_stopping_watches_the_served_output():
+    config = model.ModelConfig(**{**TINY.as_dict(), "char_gram_buckets": 97, "word_grams": 1,
+                                  "ngram_member": 0.5, "epochs": 30,
+                                  "early_stopping_patience": 2})
+    train_ids, train_labels, val_ids, val_labels = _data()
+    _, history = model.train_classifier(
+        _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
+        vocabulary_size=30, config=config)
+    best = int(np.argmin([row["val_served_loss"] for row in history]))
+    assert len(history) == min(config.epochs, best + 1 + config.early_stopping_patience)
