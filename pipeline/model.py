@@ -314,11 +314,11 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
         # each member learns on its own loss; the served output's loss (weight 0: no
         # gradient) is measured, and early stopping watches it on the validation split
         model.compile(optimizer=_optimizer(config),
-                      loss={name: "binary_crossentropy" for name in SERVED_OUTPUTS},
+                      loss={output: "binary_crossentropy" for output in SERVED_OUTPUTS},
                       loss_weights={"network": 1.0, "member": 1.0, "served": 0.0},
                       metrics={"network": quality})
         train_data, validation_data = (
-            data.map(lambda x, y: (x, {name: y for name in SERVED_OUTPUTS}))
+            data.map(lambda x, y: (x, {output: y for output in SERVED_OUTPUTS}))
             for data in (train_data, validation_data))
         monitor = "val_served_loss"
     else:

@@ -68,7 +68,8 @@ def _learning_curves(history: list[dict], path: Path) -> None:
         rows = [h for h in history if h.get("member", 0) == member]
         epochs = [h["epoch"] for h in rows]
         suffix = f" (member {member + 1})" if len(members) > 1 else ""
-        for key in ("loss", "val_loss"):
+        # with the n-gram member, also the served output's (what early stopping watches)
+        for key in [k for k in ("loss", "val_loss", "val_served_loss") if k in rows[0]]:
             loss_axis.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o",
                            label=key + suffix)
         for key in ("val_accuracy", "val_auc", "val_spam_caught"):

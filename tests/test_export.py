@@ -113,4 +113,5 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
                                 config["char_gram_buckets"], config["word_grams"])
     expected = trained.predict(inputs, verbose=0)
     probabilities, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
-    np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=1e-6)
+    # float32 sums in another order (per word, then per message): a few 1e-7 apart
+    np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=2e-6)
