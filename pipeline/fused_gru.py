@@ -145,7 +145,8 @@ class FusedGRUClassifier(tf.Module):
             if self.member_weight is not None:
                 member = self.member_bias + means[:, 1]
                 if self.word_grams:  # the mean logit of the message's word grams
-                    grams, owners = text.word_grams(tokens, self.buckets, self.word_grams)
+                    grams, owners = text.hashed_word_grams(tokens, self.buckets,
+                                                            self.word_grams)
                     grams_total = tf.math.unsorted_segment_sum(
                         tf.gather(self.member_word_gram_logits, grams), owners, messages)
                     grams_count = tf.math.unsorted_segment_sum(

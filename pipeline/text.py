@@ -118,7 +118,7 @@ def char_gram_ids(tokens: tf.RaggedTensor, buckets: int) -> tf.RaggedTensor:
         nrows=tokens.nrows())
 
 
-def word_grams(tokens: tf.RaggedTensor, buckets: int, order: int = 2
+def hashed_word_grams(tokens: tf.RaggedTensor, buckets: int, order: int = 2
                ) -> tuple[tf.Tensor, tf.Tensor]:
     """Each message's tokens (``order`` 1) or tokens and pairs of adjacent tokens (2),
     hashed into ``1 .. buckets - 1`` (``pipeline.token_rules.WORD_GRAM_HASH``), flat:
@@ -139,9 +139,9 @@ def word_grams(tokens: tf.RaggedTensor, buckets: int, order: int = 2
 
 
 def word_gram_ids(tokens: tf.RaggedTensor, buckets: int, order: int = 2) -> tf.RaggedTensor:
-    """:func:`word_grams` as a ragged ``[batch, (grams)]`` batch, as the Keras model
+    """:func:`hashed_word_grams` as a ragged ``[batch, (grams)]`` batch, as the Keras model
     takes them (0-padded to a dense batch)."""
-    ids, owners = word_grams(tokens, buckets, order)
+    ids, owners = hashed_word_grams(tokens, buckets, order)
     by_message = tf.argsort(owners, stable=True)
     return tf.RaggedTensor.from_value_rowids(tf.gather(ids, by_message),
                                              tf.gather(owners, by_message),
