@@ -67,11 +67,7 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
         if fused:
             return fused(ids, tokens, token_ids) if char_gram_buckets else fused(ids)
         inputs = ids if not char_gram_buckets else {
-            "token_ids": ids, "char_gram_ids": tf.cast(text.char_gram_ids(
-                tokens, char_gram_buckets).to_tensor(default_value=text.PAD_ID), tf.int32)}
-        if char_gram_buckets and word_grams:
-            inputs["word_gram_ids"] = text.word_gram_ids(
-                tokens, char_gram_buckets, word_grams).to_tensor(default_value=text.PAD_ID)
+            "token_ids": ids, **text.gram_inputs(tokens, char_gram_buckets, word_grams)}
         return tf.reshape(model(inputs, training=False), [-1])
 
     def predict(texts):

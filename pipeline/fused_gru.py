@@ -22,14 +22,16 @@ its log-odds, times the member's weight, join the classifier's.
 """
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
 from pipeline import text
 from pipeline.model import AddLogOdds, MeanBagEmbedding, WordDropout
 
-# The log-odds AddLogOdds reads back from a probability clipped to [1e-7, 1 - 1e-7].
-_MAX_LOG_ODDS = 16.118095
+# The largest log-odds AddLogOdds reads back from a probability it has clipped.
+_MAX_LOG_ODDS = math.log((1.0 - AddLogOdds.EPSILON) / AddLogOdds.EPSILON)
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,

@@ -119,13 +119,15 @@ class AddLogOdds(keras.layers.Layer):
     """Two members' probabilities -> ``sigmoid(logit(a) + weight * logit(b))``: the main
     model's log-odds plus a share of the other member's evidence."""
 
+    EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] first
+
     def __init__(self, weight: float, **kwargs):
         super().__init__(**kwargs)
         self.weight = weight
 
     def call(self, inputs):
         def logit(p):
-            p = keras.ops.clip(p, 1e-7, 1.0 - 1e-7)
+            p = keras.ops.clip(p, self.EPSILON, 1.0 - self.EPSILON)
             return keras.ops.log(p) - keras.ops.log(1.0 - p)
         main, member = inputs
         return keras.ops.sigmoid(logit(main) + self.weight * logit(member))

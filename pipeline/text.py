@@ -148,6 +148,19 @@ def word_gram_ids(tokens: tf.RaggedTensor, buckets: int, order: int = 2) -> tf.R
                                              nrows=tokens.nrows())
 
 
+def gram_inputs(tokens: tf.RaggedTensor, char_gram_buckets: int,
+                word_grams: int = 0) -> dict[str, tf.Tensor]:
+    """The model's n-gram inputs for a ragged batch of tokens: ``char_gram_ids`` and, with
+    ``word_grams``, ``word_gram_ids``, each ``[batch, grams]`` int32, 0-padded to the
+    message with the most. Used for training data and inside the export alike."""
+    inputs = {"char_gram_ids": tf.cast(char_gram_ids(tokens, char_gram_buckets)
+                                       .to_tensor(default_value=PAD_ID), tf.int32)}
+    if word_grams:
+        inputs["word_gram_ids"] = word_gram_ids(tokens, char_gram_buckets, word_grams
+                                                ).to_tensor(default_value=PAD_ID)
+    return inputs
+
+
 def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
                   char_gram_buckets: int = 0, word_grams: int = 0) -> dict[str, np.ndarray]:
     """The model's inputs for messages held in Python lists: ``token_ids``
@@ -159,12 +172,8 @@ def encode_inputs(texts: list[str], vocabulary: list[str], max_length: int,
     inputs = {"token_ids": np.pad(ids, [(0, 0), (0, max_length - ids.shape[1])],
                                   constant_values=PAD_ID)}
     if char_gram_buckets:
-        grams = char_gram_ids(tokens, char_gram_buckets)
-        inputs["char_gram_ids"] = tf.cast(grams.to_tensor(default_value=PAD_ID),
-                                          tf.int32).numpy()
-        if word_grams:
-            inputs["word_gram_ids"] = word_gram_ids(tokens, char_gram_buckets, word_grams
-                                                    ).to_tensor(default_value=PAD_ID).numpy()
+        inputs.update({name: grams.numpy() for name, grams
+                       in gram_inputs(tokens, char_gram_buckets, word_grams).items()})
     return inputs
 
 
