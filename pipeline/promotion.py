@@ -39,16 +39,46 @@ def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
     """Smoke-test, gate and publish ``staged`` under ``base``; returns the version and
     whether it was newly published (False: the same export is live already).
 
-    The gate scores the candidate and the live version through their serving signatures
-    on the SMS Spam Collection's test split of ``table``, then on each extra source's test
-    part. Raises :class:`PromotionRefused` with every reason, after recording them in the
-    audit log; the live version keeps serving and the candidate stays staged.
+    The smoke test runs in a fresh process while this one gates: the gate scores the
+    candidate and the live version through their serving signatures on the SMS Spam
+    Collection's test split of ``table``, then on each extra source's test part. The smoke
+    test's verdict comes first, then the gate's. Raises :class:`PromotionRefused` with
+    every reason, after recording them in the audit log; the live version keeps serving
+    and the candidate stays staged.
     """
+    smoke = None
+    if policy.smoke_test:
+        status("smoke test: loading the export in a fresh process, beside the gate")
+        smoke = SmokeTest(staged)
+    try:
+        live, reasons, summary = _gate(staged, base, table, policy, status)
+    except Exception:
+        if smoke:  # a candidate that cannot load fails both: report its smoke test
+            smoke.check(base, export_id)
+        raise
+    except BaseException:
+        if smoke:
+            smoke.stop()
+        raise
+    if smoke:
+        smoke.check(base, export_id)
+    if reasons and not policy.force:
+        serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
+                             reasons=reasons, **summary)
+        raise PromotionRefused(
+            "candidate refused: " + "; ".join(reasons) + f". It stays staged at {staged}"
+            + (f"; version {live} keeps serving" if live else "")
+            + ". To publish it anyway, rerun with --PromoteVersion-force.")
+    return serving.promote_export(staged, base, export_id, policy.keep_versions,
+                                  details={**summary, "forced_past": reasons})
+
+
+def _gate(staged: Path, base: Path, table: pd.DataFrame, policy: PromotionPolicy,
+          status: Callable[[str], None]) -> tuple[int | None, list[str], dict]:
+    """The live version, the gate's refusals and the audit summary of the candidate
+    ``staged`` against it."""
     from pipeline.exported_model import ExportEvaluator
 
-    if policy.smoke_test:
-        status("smoke test: loading the export in a fresh process")
-        smoke_test(staged, base, export_id)
     live = serving.live_version(base)
     measure_candidate = ExportEvaluator(staged)
     measure_live = ExportEvaluator(base / str(live)) if live else None
@@ -71,28 +101,39 @@ def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
         summary.setdefault("extra_sources", {})[source] = {
             "candidate_metrics": headline(source_candidate),
             "live_metrics": headline(source_live)}
-    if reasons and not policy.force:
-        serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
-                             reasons=reasons, **summary)
-        raise PromotionRefused(
-            "candidate refused: " + "; ".join(reasons) + f". It stays staged at {staged}"
-            + (f"; version {live} keeps serving" if live else "")
-            + ". To publish it anyway, rerun with --PromoteVersion-force.")
-    return serving.promote_export(staged, base, export_id, policy.keep_versions,
-                                  details={**summary, "forced_past": reasons})
+    return live, reasons, summary
 
 
-def smoke_test(staged: Path, base: Path, export_id: str) -> None:
-    """Load ``staged`` in a fresh process as the server does (``pipeline.smoke_test``);
-    on failure, record the refusal and raise :class:`PromotionRefused`."""
-    result = subprocess.run([sys.executable, "-m", "pipeline.smoke_test", str(staged)],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
-                             reasons=[reason])
-        raise PromotionRefused(f"candidate {staged} failed its smoke test and was not "
-                               f"published: {reason}")
+class SmokeTest:
+    """``staged`` loaded in a fresh process as the server does (``pipeline.smoke_test``),
+    started at once; :meth:`check` waits for its verdict."""
+
+    TIMEOUT_SECONDS = 600
+
+    def __init__(self, staged: Path):
+        self.staged = staged
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.smoke_test", str(staged)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def check(self, base: Path, export_id: str) -> None:
+        """Wait for the smoke test; on failure, record the refusal and raise
+        :class:`PromotionRefused`."""
+        try:
+            _, stderr = self._process.communicate(timeout=self.TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            stderr = f"no verdict within {self.TIMEOUT_SECONDS} s"
+        if self._process.returncode != 0:
+            reason = (stderr.strip().splitlines() or ["no output"])[-1]
+            serving.append_audit(base, "refused", export_id=export_id,
+                                 source=str(self.staged), reasons=[reason])
+            raise PromotionRefused(f"candidate {self.staged} failed its smoke test and was "
+                                   f"not published: {reason}")
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.communicate()
 
 
 def headline(result: dict | None) -> dict | None:
