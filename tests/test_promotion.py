@@ -90,6 +90,20 @@ def test_a_broken_candidate_fails_the_smoke_test_and_is_not_published(chain_copy
     assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
 
 
+def test_a_smoke_test_with_no_verdict_in_time_is_a_refusal(tmp_path, monkeypatch):
+    """The smoke test's process is killed at its timeout and the candidate refused, with
+    the reason in the message and in the audit log."""
+    monkeypatch.setattr(promotion.SmokeTest, "TIMEOUT_SECONDS", 0.01)  # Python starts slower
+    base = tmp_path / "spam_ham"
+    base.mkdir()
+    smoke = promotion.SmokeTest(tmp_path / "staged")
+    with pytest.raises(promotion.PromotionRefused, match="no verdict within 0.01 s"):
+        smoke.check(base, "abc123")
+    [record] = serving.read_audit(base)
+    assert record["event"] == "refused" and record["export_id"] == "abc123"
+    assert record["reasons"] == ["no verdict within 0.01 s"]
+
+
 def test_pruning_keeps_the_newest_versions(tmp_path):
     base = tmp_path / "spam_ham"
     for version in range(1, 6):
