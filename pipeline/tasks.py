@@ -472,7 +472,7 @@ class BatchScore(PipelineTask):
                                           description="Format of the scores file.")
     shards = luigi.IntParameter(default=1, significant=False,
                                 description="Score the input as this many ScoreShard tasks.")
-    batch_size = luigi.IntParameter(default=1024, significant=False)
+    batch_size = luigi.IntParameter(default=4096, significant=False)
     concurrent_batches = luigi.IntParameter(
         default=3, significant=False, description="Batches in the signature at a time.")
     chunk_rows = luigi.IntParameter(default=50_000, significant=False,
@@ -611,7 +611,7 @@ class ScoreShard(luigi.Task):
     shards = luigi.IntParameter()
     chunk_rows = luigi.IntParameter(description="Rows per chunk: defines the partition.")
     model_version = luigi.IntParameter()
-    batch_size = luigi.IntParameter(default=1024, significant=False)
+    batch_size = luigi.IntParameter(default=4096, significant=False)
     concurrent_batches = luigi.IntParameter(default=3, significant=False)
 
     def requires(self):
