@@ -6,10 +6,11 @@ every word, multiplies the word's embedding by the GRU's input kernel. That prod
 depends only on the word, so it is computed once per vocabulary entry here (a table of
 ``vocabulary x units`` gate inputs per gate) and each step is left with the recurrent
 products and a dozen element-wise ops. Each gate has its own table and recurrent kernel,
-so that no step splits a tensor along the units (a copy: a quarter of the loop's time). The arithmetic is otherwise Keras' own (``reset_after``,
-sigmoid gates, tanh candidate; padded steps keep the state exactly), and the tests hold
-both to 1e-6 on the same ids. About half the network time of the Keras call on 2 cores;
-any other architecture (LSTM, bidirectional, max pooling, ensembles) keeps the Keras call.
+so that no step splits a tensor along the units (a copy: a quarter of the loop's time).
+The arithmetic is otherwise Keras' own (``reset_after``, sigmoid gates, tanh candidate;
+padded steps keep the state exactly), and the tests hold both to 1e-6 on the same ids.
+About half the network time of the Keras call on 2 cores; any other architecture (LSTM,
+bidirectional, max pooling, ensembles) keeps the Keras call.
 
 With character n-grams beside the words, the classifier adds the mean of the n-grams'
 embeddings times their share of the output kernel: that product, too, depends only on the
