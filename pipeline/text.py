@@ -119,7 +119,7 @@ def char_gram_ids(tokens: tf.RaggedTensor, buckets: int) -> tf.RaggedTensor:
 
 
 def hashed_word_grams(tokens: tf.RaggedTensor, buckets: int, order: int = 2
-               ) -> tuple[tf.Tensor, tf.Tensor]:
+                      ) -> tuple[tf.Tensor, tf.Tensor]:
     """Each message's tokens (``order`` 1) or tokens and pairs of adjacent tokens (2),
     hashed into ``1 .. buckets - 1`` (``pipeline.token_rules.WORD_GRAM_HASH``), flat:
     ids ``[grams]`` int32 and the message each belongs to (``[grams]`` int64). Each
