@@ -16,7 +16,10 @@ def trained():
     return classifier
 
 
-def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained):
+@pytest.mark.parametrize("staged_from_rows", [1, 10_000], ids=["staged", "one stage"])
+def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained, staged_from_rows,
+                                                                  monkeypatch):
+    monkeypatch.setattr(fused_gru, "_STAGED_FROM_ROWS", staged_from_rows)
     fused = fused_gru.fuse(trained)
     assert fused is not None
     rng = np.random.default_rng(1)
@@ -28,6 +31,12 @@ def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained):
     # a padded step keeps the state exactly: trailing padding does not change a single bit
     np.testing.assert_array_equal(fused(np.pad(ids, [(0, 0), (0, 4)])).numpy(),
                                   fused(ids).numpy())
+    # a row's score depends neither on its place in the batch nor on how many rows the
+    # batch has (staged: rows run longest first; fewer rows than stages, or none)
+    order = rng.permutation(len(ids))
+    np.testing.assert_array_equal(fused(ids[order]).numpy(), fused(ids).numpy()[order])
+    for rows in (0, 1, 2, 3, 5):
+        np.testing.assert_allclose(fused(ids[:rows]).numpy(), expected[:rows], atol=1e-6)
 
 
 @pytest.mark.parametrize("change", [{"bidirectional": True}, {"rnn_type": "lstm"},
