@@ -141,7 +141,8 @@ class FusedGRUClassifier(tf.Module):
 
     def _staged_final_states(self, ids: tf.Tensor) -> tf.Tensor:
         batch = tf.shape(ids)[0]
-        lengths = tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=1)
+        steps = tf.range(1, tf.shape(ids)[1] + 1)
+        lengths = tf.reduce_max(tf.where(ids > 0, steps, 0), axis=1)  # to the last word
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
         time_major = tf.transpose(tf.gather(ids, order))                    # [time, batch]
         longest = tf.concat([tf.gather(lengths, order), [0]], 0)  # [batch + 1], descending
