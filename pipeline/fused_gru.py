@@ -145,14 +145,15 @@ class FusedGRUClassifier(tf.Module):
         lengths = tf.reduce_max(tf.where(ids > 0, steps, 0), axis=1)  # to the last word
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
         time_major = tf.transpose(tf.gather(ids, order))                    # [time, batch]
-        longest = tf.concat([tf.gather(lengths, order), [0]], 0)  # [batch + 1], descending
+        # descending, then a 0 for when no row stays (the last stage, or fewer rows than
+        # stages): longest[k] is the most steps any row from the k-th on needs
+        longest = tf.concat([tf.gather(lengths, order), [0]], 0)           # [batch + 1]
         state = self._zero_state(batch)
         finished, done = [], 0
         for stage in range(_STAGES):
-            # rows still running after this stage, and the step at which it ends
+            # rows still running after this stage; it ends where the longest leaving one does
             staying = (batch * (_STAGES - stage - 1) + _STAGES - 1) // _STAGES
-            end = tf.maximum(done, longest[tf.minimum(staying, tf.maximum(batch - 1, 0))]) \
-                if stage < _STAGES - 1 else longest[0]
+            end = longest[staying]
             state = self._run_steps(time_major[done:end, :tf.shape(state)[0]], state)
             finished.append(state[staying:])
             state, done = state[:staying], end
