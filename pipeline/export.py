@@ -82,20 +82,18 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
         classes = tf.tile(tf.constant([CLASS_NAMES]), [tf.shape(probability)[0], 1])
         return {"classes": classes, "scores": scores}
 
-    # Each function is traced once, here: the two predict signatures share one trace
-    # (an endpoint given a traced tf.function is saved as it is, not traced again).
-    predict = tf.function(predict, autograph=False,
-                          input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
-    classify = tf.function(classify, autograph=False,
-                           input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    predict.get_concrete_function()
-    classify.get_concrete_function()
     archive = keras.export.ExportArchive()
     archive.track(fused if fused else model)
     archive.track(lookup)
-    archive.add_endpoint(SERVING_DEFAULT, predict)
+    texts_spec = [tf.TensorSpec([None], tf.string, name="texts")]
+    # predict_spam reuses serving_default's tf.function, traced once here (an endpoint
+    # given a traced tf.function is saved as it is): the archive would trace each
+    # endpoint's function of its own, and the scoring graph is the slow part to trace.
+    predict = archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
+    predict.get_concrete_function()
     archive.add_endpoint(PREDICT_SPAM, predict)
-    archive.add_endpoint(CLASSIFY, classify)
+    archive.add_endpoint(CLASSIFY, classify,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     archive.write_out(str(destination), verbose=False)
     _mark_classify_signature(destination)
     write_warmup_requests(destination / WARMUP_FILE, model_name)
