@@ -89,9 +89,9 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     # predict_spam reuses serving_default's tf.function, traced once here (an endpoint
     # given a traced tf.function is saved as it is): the archive would trace each
     # endpoint's function of its own, and the scoring graph is the slow part to trace.
-    predict = archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
-    predict.get_concrete_function()
-    archive.add_endpoint(PREDICT_SPAM, predict)
+    traced_predict = archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
+    traced_predict.get_concrete_function()
+    archive.add_endpoint(PREDICT_SPAM, traced_predict)
     archive.add_endpoint(CLASSIFY, classify,
                          input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     archive.write_out(str(destination), verbose=False)
