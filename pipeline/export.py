@@ -86,9 +86,10 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     archive.track(fused if fused else model)
     archive.track(lookup)
     texts_spec = [tf.TensorSpec([None], tf.string, name="texts")]
-    # predict_spam reuses serving_default's tf.function, traced once here (an endpoint
-    # given a traced tf.function is saved as it is): the archive would trace each
-    # endpoint's function of its own, and the scoring graph is the slow part to trace.
+    # predict_spam reuses serving_default's tf.function, traced here for both (an
+    # endpoint given a traced tf.function is saved as it is): the archive would give
+    # each endpoint a function of its own to trace, and the scoring graph is the slow
+    # part to trace.
     traced_predict = archive.add_endpoint(SERVING_DEFAULT, predict, input_signature=texts_spec)
     traced_predict.get_concrete_function()
     archive.add_endpoint(PREDICT_SPAM, traced_predict)
