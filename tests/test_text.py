@@ -19,6 +19,8 @@ def test_standardize_keeps_spam_cues_as_tokens():
 def test_standardize_handles_unicode_and_empty_messages():
     assert tokens("Émoji 😀 中文 OK?") == ["émoji", "中文", "ok", "?"]
     assert tokens("") == []
+    # kept punctuation and other symbols side by side: one pass handles both
+    assert tokens("a@b!c#£5~?x*") == ["a", "b", "!", "c", "£", "5", "?", "x", "*"]
 
 
 def test_vocabulary_is_frequency_ordered_and_measures_coverage():
@@ -87,3 +89,21 @@ def test_word_grams_are_each_word_and_each_pair_of_neighbours_within_a_message()
                                 word_grams=2)
     assert sorted(inputs["word_gram_ids"][0]) == pairs[0]
     assert sorted(g for g in inputs["word_gram_ids"][1] if g) == pairs[2]
+
+
+def test_tokenize_over_the_joined_batch_gives_each_message_its_own_tokens():
+    """tokenize() runs the rules over the batch joined into one string; it must give the
+    tokens that standardizing each message alone gives, also at the messages' edges and
+    for batches it must standardize message by message (a message holding its separator
+    mark, or a NUL byte, where TensorFlow's lowercasing stops)."""
+    edges = ["ΟΔΟΣ", "σΣ", "end http://", "http:// x", "www.", "x.com/", "9999", "12345 ",
+             "£!", "", "   ", "WIN £1000 cash!! Call 09061701461", "ok\tthen\nbye",
+             "bad \udcff utf-8".encode("utf-8", "surrogateescape")]
+    odd = ["a\x1eb", "\x1e", "mid\x00dle", "last\x00x"]
+    batches = [[], ["one"], edges, edges[::-1]] + [
+        edges[:5] + [message] + edges[5:] for message in odd] + [edges + ["last\x00x"]]
+    for batch in batches:
+        texts = tf.constant(batch, tf.string)
+        one_by_one = tf.strings.split(text.standardize(texts)).to_list()
+        assert text.tokenize(texts).to_list() == one_by_one, batch
+    assert tokens("Ok ΟΔΟΣ!") == ["ok", "οδος", "!"]
