@@ -45,8 +45,8 @@ def _punctuation(texts: tf.Tensor, other_symbols: str) -> tf.Tensor:
 # string with a separator between them, then cut apart. A call per message costs about
 # a microsecond whatever the message's length, and the rules are eight calls. The
 # separator is a mark with two spaces on each side: no rule matches across two spaces
-# (a link takes at most one) and the mark is kept (the other symbols' class leaves it
-# out here). A batch with a message that holds the mark, or a NUL byte (where
+# (a link's ``\s?`` takes at most one) and the mark is kept (the other symbols' class
+# leaves it out here). A batch with a message that holds the mark, or a NUL byte (where
 # TensorFlow's lowercasing stops, losing the messages after it), is standardized
 # message by message.
 _MARK = "\x1e"  # the ASCII record separator

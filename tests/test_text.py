@@ -19,7 +19,7 @@ def test_standardize_keeps_spam_cues_as_tokens():
 def test_standardize_handles_unicode_and_empty_messages():
     assert tokens("Émoji 😀 中文 OK?") == ["émoji", "中文", "ok", "?"]
     assert tokens("") == []
-    # kept punctuation and other symbols side by side: one pass handles both
+    # kept punctuation and other symbols side by side
     assert tokens("a@b!c#£5~?x*") == ["a", "b", "!", "c", "£", "5", "?", "x", "*"]
 
 
