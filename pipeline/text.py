@@ -52,7 +52,7 @@ def _punctuation(texts: tf.Tensor, other_symbols: str) -> tf.Tensor:
 _MARK = "\x1e"  # the ASCII record separator
 _SEPARATOR = f"  {_MARK}  "
 assert rules.OTHER_SYMBOLS.startswith("[^") and rules.OTHER_SYMBOLS.endswith("]")
-_OTHER_SYMBOLS_BUT_MARK = rules.OTHER_SYMBOLS[:-1] + r"\x1e]"
+_OTHER_SYMBOLS_BUT_MARK = rules.OTHER_SYMBOLS[:-1] + _MARK + "]"
 
 
 def tokenize(texts: tf.Tensor) -> tf.RaggedTensor:
