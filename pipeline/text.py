@@ -28,6 +28,7 @@ def standardize(texts: tf.Tensor) -> tf.Tensor:
 
 
 def _links_and_numbers(texts: tf.Tensor) -> tf.Tensor:
+    texts = tf.strings.regex_replace(texts, rules.NUL_BYTE, " ")
     texts = tf.strings.lower(texts, encoding="utf-8")
     texts = tf.strings.regex_replace(texts, rules.POUND_SIGN_GARBLES, "£")
     texts = tf.strings.regex_replace(texts, rules.URL, f" {rules.URL_TOKEN} ")
@@ -43,12 +44,13 @@ def _punctuation(texts: tf.Tensor, other_symbols: str) -> tf.Tensor:
 
 # tokenize() runs each rule once over the whole batch: the messages joined into one
 # string with a separator between them, then cut apart. A call per message costs about
-# a microsecond whatever the message's length, and the rules are eight calls. The
+# a microsecond whatever the message's length, and the rules are nine calls. The
 # separator is a mark with two spaces on each side: no rule matches across two spaces
 # (a link's ``\s?`` takes at most one) and the mark is kept (the other symbols' class
-# leaves it out here). A batch with a message that holds the mark, or a NUL byte (where
-# TensorFlow's lowercasing stops, losing the messages after it), is standardized
-# message by message.
+# leaves it out here). A batch with a message that holds the mark is standardized
+# message by message; so is, as a guard, a batch whose standardized string does not cut
+# into one part per message (a NUL byte did, where TensorFlow's lowercasing stops, before
+# the rules turned NUL into a space).
 _MARK = "\x1e"  # the ASCII record separator
 _SEPARATOR = f"  {_MARK}  "
 assert rules.OTHER_SYMBOLS.startswith("[^") and rules.OTHER_SYMBOLS.endswith("]")

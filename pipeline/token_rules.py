@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+# A NUL byte becomes a space before anything else: TensorFlow's UTF-8 lowercasing stops
+# at the first one (tf.strings.lower(b"AB\0CD") is b"ab"), which lost the rest of the
+# message, and any spam cue in it, to the model.
+NUL_BYTE = r"\x00"
 URL_TOKEN = "xxurl"
 # Links in every shape SMS spam writes them: with a scheme (also "http:// x" and
 # "https//x"), www., a common top-level domain, or a short-link domain followed by a path.
@@ -45,7 +49,7 @@ WORD_GRAM_HASH = (2**31 - 1, 1_000_003)
 
 def fingerprint() -> str:
     """A digest of the rules above (and of lowercasing, which comes first)."""
-    rules = ["lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN, NUMBER_SHAPES,
+    rules = ["NUL to space", NUL_BYTE, "lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN, NUMBER_SHAPES,
              KEPT_PUNCTUATION, OTHER_SYMBOLS,
              "char_wb", CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH,
              "word grams", WORD_GRAM_HASH]

@@ -23,6 +23,15 @@ def test_standardize_handles_unicode_and_empty_messages():
     assert tokens("a@b!c#£5~?x*") == ["a", "b", "!", "c", "£", "5", "?", "x", "*"]
 
 
+def test_a_nul_byte_is_a_space_and_the_rest_of_the_message_is_kept():
+    # TensorFlow's lowercasing alone stops at a NUL: the spam cue after it would be lost
+    assert tf.strings.lower(tf.constant("Hi\x00WIN"), encoding="utf-8").numpy() == b"hi"
+    assert tokens("Hi\x00WIN £1000, call 09061701461") == [
+        "hi", "win", "£", "xxnum", "call", "xxphone"]
+    assert text.tokenize(tf.constant(["a\x00b", "\x00", "c"])).to_list() == [
+        [b"a", b"b"], [], [b"c"]]
+
+
 def test_vocabulary_is_frequency_ordered_and_measures_coverage():
     counts = Counter({"a": 5, "b": 5, "c": 1, "d": 3})
     words = vocabulary.build_vocabulary(counts, min_count=2, max_size=10)
@@ -95,7 +104,7 @@ def test_tokenize_over_the_joined_batch_gives_each_message_its_own_tokens():
     """tokenize() runs the rules over the batch joined into one string; it must give the
     tokens that standardizing each message alone gives, also at the messages' edges and
     for batches it must standardize message by message (a message holding its separator
-    mark, or a NUL byte, where TensorFlow's lowercasing stops)."""
+    mark) and with NUL bytes."""
     edges = ["ΟΔΟΣ", "σΣ", "end http://", "http:// x", "www.", "x.com/", "9999", "12345 ",
              "£!", "", "   ", "WIN £1000 cash!! Call 09061701461", "ok\tthen\nbye",
              "bad \udcff utf-8".encode("utf-8", "surrogateescape")]
