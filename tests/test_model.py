@@ -25,6 +25,19 @@ def test_same_seed_gives_the_same_weights_and_history():
     assert len(history_a) == 3
 
 
+def test_training_runs_without_constant_folding_and_restores_it_afterwards():
+    import tensorflow as tf
+
+    def folding() -> bool:
+        return tf.config.optimizer.get_experimental_options().get("constant_folding", True)
+
+    during = []
+    model.train_classifier(*_data(), vocabulary_size=30, config=TINY,
+                           on_epoch=lambda epoch, logs: during.append(folding()))
+    assert during == [False, False, False]  # every epoch trained with it off
+    assert folding()  # scoring and the export afterwards keep TensorFlow's default
+
+
 def test_another_seed_gives_other_weights():
     first, _ = model.train_classifier(*_data(), vocabulary_size=30, config=TINY)
     other = model.ModelConfig(**{**TINY.as_dict(), "seed": 4})
