@@ -48,9 +48,9 @@ WORD_GRAM_HASH = (2**31 - 1, 1_000_003)
 
 
 def fingerprint() -> str:
-    """A digest of the rules above (and of lowercasing, which comes first)."""
-    rules = ["NUL to space", NUL_BYTE, "lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN, NUMBER_SHAPES,
-             KEPT_PUNCTUATION, OTHER_SYMBOLS,
+    """A digest of the rules above (and of lowercasing, which comes after the NUL rule)."""
+    rules = ["NUL to space", NUL_BYTE, "lowercase utf-8", POUND_SIGN_GARBLES, URL, URL_TOKEN,
+             NUMBER_SHAPES, KEPT_PUNCTUATION, OTHER_SYMBOLS,
              "char_wb", CHAR_GRAM_WIDTHS, CHAR_GRAM_MAX_CHARS, CHAR_GRAM_HASH,
              "word grams", WORD_GRAM_HASH]
     return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]
