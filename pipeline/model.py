@@ -142,6 +142,8 @@ class AddLogOdds(keras.layers.Layer):
 
 # The outputs of the model with the n-gram member while it trains.
 SERVED_OUTPUTS = ("network", "member", "served")
+# The training-only output that learns the teacher's score (pipeline.teacher).
+TEACHER_OUTPUT = "teacher"
 
 # The n-gram member: a linear model over the mean of each message's hashed character
 # n-grams and the mean of its hashed word 1-2-grams (one weight each, table scale 30).
@@ -180,7 +182,14 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     its own loss; the model's output adds ``ngram_member`` times the member's log-odds
     to the main model's. ``for_training`` returns the three outputs of
     :data:`SERVED_OUTPUTS`: the network's, the member's and that sum.
+
+    With ``teacher_weight``, ``for_training`` adds a :data:`TEACHER_OUTPUT`: a second
+    head on the network's features that learns the teacher's score (training only; the
+    model :func:`train_classifier` returns has no such output).
     """
+    if config.teacher_weight < 0:
+        raise ValueError(f"teacher_weight {config.teacher_weight} is negative; use 0 to train "
+                         "without the teacher")
     if config.rnn_type not in _RNN_LAYERS:
         raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
     inputs = model_inputs(config)
@@ -212,6 +221,10 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
         x = keras.layers.Concatenate(name="words_and_char_grams")([x, grams])
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     probability = keras.layers.Dense(1, activation="sigmoid", name="spam_probability")(x)
+    outputs = {"network": probability}
+    if for_training and config.teacher_weight:
+        outputs[TEACHER_OUTPUT] = keras.layers.Dense(1, activation="sigmoid",
+                                                     name="teacher_score")(x)
     if config.ngram_member:
         if not config.char_gram_buckets:
             raise ValueError("ngram_member > 0 needs char_gram_buckets > 0 (the member reads "
@@ -224,10 +237,10 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
         bag = bags[0] if len(bags) == 1 else keras.layers.Concatenate(name="member_bags")(bags)
         member = keras.layers.Dense(1, activation="sigmoid", name="member_probability")(bag)
         served = AddLogOdds(config.ngram_member, name="members")([probability, member])
-        if for_training:
-            return keras.Model(inputs, {"network": probability, "member": member,
-                                        "served": served}, name=name)
+        outputs.update(member=member, served=served)
         probability = served
+    if for_training and len(outputs) > 1:
+        return keras.Model(inputs, outputs, name=name)
     return keras.Model(inputs, probability, name=name)
 
 
@@ -269,7 +282,8 @@ def train_classifier(train_ids, train_labels: np.ndarray,
                      validation_ids, validation_labels: np.ndarray,
                      vocabulary_size: int, config: ModelConfig,
                      on_epoch: EpochCallback | None = None,
-                     log_dir: Path | None = None) -> tuple[keras.Model, list[dict]]:
+                     log_dir: Path | None = None,
+                     teacher_scores: np.ndarray | None = None) -> tuple[keras.Model, list[dict]]:
     """Train with early stopping on validation loss; return the model and per-epoch history.
 
     With ``log_dir``, each epoch's training and validation metrics are also written there
@@ -281,10 +295,24 @@ def train_classifier(train_ids, train_labels: np.ndarray,
     With ``ensemble_size`` > 1, that many members are trained one after the other, each with
     its own seed, and the returned model averages their probabilities (one Keras model, so
     the export and every caller stay the same). History rows carry their ``member``.
+
+    With ``teacher_weight`` > 0, ``teacher_scores`` (one per training message, in (0, 1);
+    :func:`pipeline.teacher.out_of_fold_scores`) are the targets of a training-only head
+    on the network's features, whose loss counts ``teacher_weight`` times; the served
+    output still learns ``train_labels``. On the validation split that head is measured
+    against the true labels; nothing watches its loss.
     """
+    if config.teacher_weight > 0 and teacher_scores is None:
+        raise ValueError(f"teacher_weight is {config.teacher_weight} but no teacher_scores "
+                         "were given: pass pipeline.teacher.out_of_fold_scores(...) or set "
+                         "teacher_weight = 0")
+    if teacher_scores is not None and len(teacher_scores) != len(train_labels):
+        raise ValueError(f"{len(teacher_scores)} teacher scores for {len(train_labels)} "
+                         "training messages")
     if config.ensemble_size <= 1:
         return _train_member(train_ids, train_labels, validation_ids, validation_labels,
-                             vocabulary_size, config, "spam_rnn", on_epoch, log_dir)
+                             vocabulary_size, config, "spam_rnn", on_epoch, log_dir,
+                             teacher_scores)
     members, history = [], []
     for member in range(config.ensemble_size):
         seed = config.seed * config.ensemble_size + member
@@ -294,7 +322,8 @@ def train_classifier(train_ids, train_labels: np.ndarray,
                                     validation_labels, vocabulary_size,
                                     dataclasses.replace(config, seed=seed),
                                     f"member_{member}", report,
-                                    log_dir / f"member_{member}" if log_dir else None)
+                                    log_dir / f"member_{member}" if log_dir else None,
+                                    teacher_scores)
         members.append(model)
         history += [{"member": member, **row} for row in rows]
     inputs = model_inputs(config)
@@ -305,25 +334,40 @@ def train_classifier(train_ids, train_labels: np.ndarray,
 def _train_member(train_ids, train_labels, validation_ids, validation_labels,
                   vocabulary_size: int, config: ModelConfig, name: str,
                   on_epoch: EpochCallback | None,
-                  log_dir: Path | None = None) -> tuple[keras.Model, list[dict]]:
+                  log_dir: Path | None = None,
+                  teacher_scores: np.ndarray | None = None) -> tuple[keras.Model, list[dict]]:
     make_deterministic(config.seed)
     model = build_classifier(vocabulary_size, config, name, for_training=True)
     quality = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
                keras.metrics.Recall(name="spam_caught")]
+    outputs = list(SERVED_OUTPUTS if config.ngram_member else ["network"])
+    taught = config.teacher_weight > 0
+    if taught:  # the labels travel with the teacher's scores, a column each
+        outputs.append(TEACHER_OUTPUT)
+        train_labels = np.stack([train_labels, teacher_scores], axis=1)
+        validation_labels = np.stack([validation_labels, validation_labels], axis=1)
     train_data = batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed)
     validation_data = batches(validation_ids, validation_labels, 1024)
     monitor = "val_loss"
-    if config.ngram_member:
+    if len(outputs) > 1:
         # each member learns on its own loss; the served output's loss (weight 0: no
         # gradient) is measured, and early stopping watches it on the validation split
+        weights = {"network": 1.0, "member": 1.0, "served": 0.0,
+                   TEACHER_OUTPUT: config.teacher_weight}
         model.compile(optimizer=_optimizer(config),
-                      loss={output: "binary_crossentropy" for output in SERVED_OUTPUTS},
-                      loss_weights={"network": 1.0, "member": 1.0, "served": 0.0},
+                      loss={output: "binary_crossentropy" for output in outputs},
+                      loss_weights={output: weights[output] for output in outputs},
                       metrics={"network": quality})
-        train_data, validation_data = (
-            data.map(lambda x, y: (x, {output: y for output in SERVED_OUTPUTS}))
-            for data in (train_data, validation_data))
-        monitor = "val_served_loss"
+
+        def targets(x, y):
+            if not taught:
+                return x, {output: y for output in outputs}
+            return x, {output: y[:, 1] if output == TEACHER_OUTPUT else y[:, 0]
+                       for output in outputs}
+
+        train_data, validation_data = (data.map(targets)
+                                       for data in (train_data, validation_data))
+        monitor = "val_served_loss" if config.ngram_member else "val_network_loss"
     else:
         model.compile(optimizer=_optimizer(config), loss="binary_crossentropy", metrics=quality)
     callbacks: list[keras.callbacks.Callback] = []
@@ -342,8 +386,9 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
     epochs = len(next(iter(fit.history.values()), []))
     history = [{"epoch": e + 1, **{_history_key(k): float(v[e]) for k, v in fit.history.items()}}
                for e in range(epochs)]
-    if config.ngram_member:
-        model = keras.Model(model.inputs, model.get_layer("members").output, name=name)
+    if len(outputs) > 1:  # the served output alone (no teacher head)
+        served = "members" if config.ngram_member else "spam_probability"
+        model = keras.Model(model.inputs, model.get_layer(served).output, name=name)
     return model, history
 
 

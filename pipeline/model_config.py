@@ -39,6 +39,8 @@ class ModelConfig:
     word_branch_dropout: float = 0.3  # share of training messages read by n-grams alone
     word_grams: int = 2               # the member's hashed word 1-grams (1) or 1-2-grams (2)
     ngram_member: float = 0.15        # weight of the n-gram member's log-odds (0: no member)
+    teacher_weight: float = 0.3       # loss weight of the head learning the SVM's score (0: off)
+    teacher_squash: float = 3.0       # the SVM margin m becomes 1 / (1 + exp(-squash * m))
 
     def as_dict(self) -> dict:
         return asdict(self)

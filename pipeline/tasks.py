@@ -248,6 +248,13 @@ class TrainRNN(PipelineTask):
     ngram_member = luigi.FloatParameter(
         default=MODEL_DEFAULTS.ngram_member,
         description="Weight of the n-gram member's log-odds in the output (0: no member).")
+    teacher_weight = luigi.FloatParameter(
+        default=MODEL_DEFAULTS.teacher_weight,
+        description="Loss weight of a training-only head that learns a TF-IDF SVM's "
+                    "out-of-fold score of each training message (0: no teacher).")
+    teacher_squash = luigi.FloatParameter(
+        default=MODEL_DEFAULTS.teacher_squash,
+        description="The SVM's margin m becomes the head's target 1 / (1 + exp(-squash m)).")
     # how the threshold is chosen, and what else is measured
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")

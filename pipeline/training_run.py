@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import corpus, metrics, text, vocabulary
+from pipeline import corpus, metrics, teacher, text, vocabulary
 from pipeline.evaluation_sets import EvaluationSet
 from pipeline.report import ScoredSet, write_report
 from pipeline.model import (EpochCallback, ModelConfig, predict_probabilities,
@@ -30,15 +30,20 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     """Train on the train split, choose the threshold on validation, measure validation,
     test and each evaluation set at that threshold. Returns the model, its history, the
     metrics, and the scored test split and evaluation sets (``ScoredSet``). With
-    ``tensorboard_dir``, training writes TensorBoard logs there."""
+    ``tensorboard_dir``, training writes TensorBoard logs there. With ``teacher_weight``,
+    the SVM teacher scores the training split out of fold first (:mod:`pipeline.teacher`;
+    never the validation or test split)."""
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = corpus.texts_and_labels(table, name)
         encoded[name] = (encoded_inputs(texts, words, config), labels, texts)
+    teacher_scores = (teacher.out_of_fold_scores(encoded["train"][2], encoded["train"][1],
+                                                 config.teacher_squash)
+                      if config.teacher_weight > 0 else None)
     model, history = train_classifier(
         encoded["train"][0], encoded["train"][1], encoded["validation"][0],
         encoded["validation"][1], len(words) + text.RESERVED_TOKENS, config, on_epoch,
-        tensorboard_dir)
+        tensorboard_dir, teacher_scores=teacher_scores)
     probabilities = {name: predict_probabilities(model, ids)
                      for name, (ids, _, _) in encoded.items() if name != "train"}
     threshold = metrics.threshold_for_ham_blocked(

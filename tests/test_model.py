@@ -7,7 +7,7 @@ TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rn
                          dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3,
                          char_gram_buckets=0, word_branch_dropout=0.0,  # words only
-                         word_grams=0, ngram_member=0.0)
+                         word_grams=0, ngram_member=0.0, teacher_weight=0.0)
 
 
 def _data():
@@ -156,3 +156,57 @@ def test_with_the_ngram_member_early_stopping_watches_the_served_output():
         vocabulary_size=30, config=config)
     best = int(np.argmin([row["val_served_loss"] for row in history]))
     assert len(history) == min(config.epochs, best + 1 + config.early_stopping_patience)
+
+
+def _teacher_scores(labels: np.ndarray) -> np.ndarray:
+    """Stand-in teacher scores: confident where the label is, unsure on every fourth."""
+    scores = np.where(labels, 0.9, 0.1).astype("float32")
+    scores[::4] = 0.5
+    return scores
+
+
+def test_the_teacher_head_learns_beside_the_labels_and_is_not_served():
+    config = model.ModelConfig(**{**TINY.as_dict(), "char_gram_buckets": 97, "word_grams": 1,
+                                  "ngram_member": 0.5, "teacher_weight": 0.3})
+    train_ids, train_labels, val_ids, val_labels = _data()
+    taught, history = model.train_classifier(
+        _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
+        vocabulary_size=30, config=config, teacher_scores=_teacher_scores(train_labels))
+    row = history[-1]
+    assert {"teacher_loss", "val_teacher_loss", "val_served_loss", "val_auc"} <= set(row)
+    # the summed loss counts the head's loss 0.3 times
+    assert row["loss"] == pytest.approx(row["network_loss"] + row["member_loss"]
+                                        + 0.3 * row["teacher_loss"], rel=1e-4)
+    # the returned model serves one probability, from the network and the member only
+    assert len(taught.outputs) == 1
+    assert "teacher_score" not in [layer.name for layer in taught.layers]
+    untaught, _ = model.train_classifier(
+        _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
+        vocabulary_size=30, config=model.ModelConfig(**{**config.as_dict(),
+                                                        "teacher_weight": 0.0}))
+    assert model.weights_checksum(taught) != model.weights_checksum(untaught)
+
+
+def test_the_teacher_head_works_without_the_ngram_member():
+    config = model.ModelConfig(**{**TINY.as_dict(), "teacher_weight": 1.0,
+                                  "early_stopping_patience": 2})
+    train_ids, train_labels, val_ids, val_labels = _data()
+    taught, history = model.train_classifier(
+        train_ids, train_labels, val_ids, val_labels, vocabulary_size=30, config=config,
+        teacher_scores=_teacher_scores(train_labels))
+    assert {"val_network_loss", "val_teacher_loss", "val_accuracy"} <= set(history[-1])
+    p = model.predict_probabilities(taught, val_ids)
+    assert p.shape == (len(val_ids),) and ((0 <= p) & (p <= 1)).all()
+
+
+def test_a_teacher_weight_without_teacher_scores_is_refused():
+    config = model.ModelConfig(**{**TINY.as_dict(), "teacher_weight": 0.3})
+    with pytest.raises(ValueError, match="no teacher_scores"):
+        model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    train_ids, train_labels, val_ids, val_labels = _data()
+    with pytest.raises(ValueError, match="47 teacher scores for 48 training messages"):
+        model.train_classifier(train_ids, train_labels, val_ids, val_labels, vocabulary_size=30,
+                               config=config, teacher_scores=_teacher_scores(train_labels)[1:])
+    with pytest.raises(ValueError, match="teacher_weight -0.1 is negative"):
+        model.build_classifier(30, model.ModelConfig(**{**TINY.as_dict(),
+                                                        "teacher_weight": -0.1}))
