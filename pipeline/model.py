@@ -253,10 +253,11 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
 
 
 def _history_key(key: str) -> str:
-    """A metric's name in the history. With the n-gram member, Keras prefixes the
-    network's metrics with its output ("val_network_auc"); they keep their plain names
-    ("val_auc"); "loss" is the sum of both members' losses, beside "network_loss",
-    "member_loss" and "served_loss" (the output's, which early stopping watches)."""
+    """A metric's name in the history. With the n-gram member (or the teacher's head),
+    Keras prefixes the network's metrics with its output ("val_network_auc"); they keep
+    their plain names ("val_auc"); "loss" is the sum of both members' losses (plus
+    ``teacher_weight`` times "teacher_loss"), beside "network_loss", "member_loss" and
+    "served_loss" (the output's, which early stopping watches)."""
     for prefix in ("val_", ""):
         if key.startswith(prefix + "network_") and not key.endswith("_loss"):
             return prefix + key[len(prefix + "network_"):]
