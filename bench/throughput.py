@@ -125,18 +125,12 @@ def spark_rows(args, local_marginal: float) -> list[list[str]]:
 
 def svm_messages_per_second(rows: int, repeats: int) -> float:
     import pandas as pd
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import make_pipeline, make_union
-    from sklearn.svm import LinearSVC
 
-    from pipeline import corpus
+    from pipeline import corpus, teacher
     member = corpus.read_corpus_member(Path(harness.SHARED_ZIP).read_bytes())
     table, _ = corpus.build_corpus_table(member, 0, 0.01)
     train = table[table.split == "train"]
-    model = make_pipeline(make_union(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
-        LinearSVC(C=1.0)).fit(train["text"], train["label"] == "spam")
+    model = teacher.svm_teacher().fit(train["text"], train["label"] == "spam")
     texts = pd.read_csv(harness.sampled_input(rows), keep_default_na=False)["text"].tolist()
     rates = []
     for _ in range(repeats):
