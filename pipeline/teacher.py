@@ -35,6 +35,9 @@ def out_of_fold_scores(texts: list[str], labels: np.ndarray, squash: float,
     from sklearn.model_selection import StratifiedKFold
 
     labels = np.asarray(labels)
+    if squash <= 0:
+        raise ValueError(f"teacher_squash must be above 0 (got {squash}): it scales the SVM's "
+                         "margins before the logistic squash")
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     if np.bincount(labels.astype(int), minlength=2).min() < folds:

@@ -44,3 +44,8 @@ def test_too_few_spam_for_the_folds_is_a_clear_error():
     labels = np.array([True] * 3 + [False] * 37)
     with pytest.raises(ValueError, match="at least 5 spam and 5 ham.*teacher_weight = 0"):
         teacher.out_of_fold_scores(texts, labels, squash=3.0)
+
+
+def test_a_squash_that_is_not_positive_is_a_clear_error():
+    with pytest.raises(ValueError, match="teacher_squash must be above 0"):
+        teacher.out_of_fold_scores(["a", "b"], np.array([True, False]), squash=0.0)
