@@ -115,8 +115,11 @@ def write_cfg(path: Path, settings: dict) -> Path:
 
 
 def small_pipeline_settings(outputs: Path, corpus_zip: Path, sha256: str) -> dict:
-    """A fast configuration: the small corpus and a tiny recurrent model."""
+    """A fast configuration: the small corpus and a tiny recurrent model. Luigi's lock of
+    identical command lines is kept beside the outputs, so that tests running in parallel
+    (pytest-xdist) never see each other's runs as "already running"."""
     return {
+        "core": {"lock_pid_dir": outputs.parent / "pids"},
         "pipeline": {"outputs_root": outputs},
         "DownloadCorpus": {"url": corpus_zip, "sha256": sha256, "backoff_seconds": 0.01},
         "BuildVocab": {"min_count": 1},
