@@ -264,7 +264,6 @@ def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, t
         batch, index=False)
     from conftest import small_pipeline_settings
     settings = small_pipeline_settings(outputs, zip_path, sha256)
-    settings["core"] = {"lock_pid_dir": tmp_path / "pids"}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
     command = [LUIGI, "--module", "pipeline.tasks",
