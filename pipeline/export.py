@@ -100,7 +100,14 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
     write_warmup_requests(destination / WARMUP_FILE, model_name)
     (destination / PROVENANCE_FILE).write_text(
         json.dumps({**provenance, "threshold": threshold_value,
-                    "network": "fused GRU" if fused else "keras"}, indent=2, sort_keys=True))
+                    "network": _network_kind(fused)}, indent=2, sort_keys=True))
+
+
+def _network_kind(fused) -> str:
+    """How the export computes the network, for its provenance."""
+    if isinstance(fused, fused_gru.FusedEnsemble):
+        return f"fused GRU, {len(fused.members)} members averaged"
+    return "fused GRU" if fused else "keras"
 
 
 def _mark_classify_signature(export_dir: Path) -> None:

@@ -42,12 +42,26 @@ def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained, staged
 
 
 @pytest.mark.parametrize("change", [{"bidirectional": True}, {"rnn_type": "lstm"},
-                                    {"pooling": "max"}, {"ensemble_size": 2, "epochs": 1}])
+                                    {"pooling": "max"},
+                                    {"bidirectional": True, "ensemble_size": 2, "epochs": 1}])
 def test_other_architectures_keep_the_keras_call(change):
     config = dataclasses.replace(DEFAULT_LIKE, **change)
     classifier = (model.train_classifier(*_data(), vocabulary_size=30, config=config)[0]
                   if config.ensemble_size > 1 else model.build_classifier(30, config))
     assert fused_gru.fuse(classifier) is None
+
+
+def test_an_ensemble_of_default_members_averages_their_fused_graphs():
+    config = dataclasses.replace(DEFAULT_LIKE, ensemble_size=2, epochs=2)
+    ensemble, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    fused = fused_gru.fuse(ensemble)
+    assert isinstance(fused, fused_gru.FusedEnsemble) and len(fused.members) == 2
+    ids = _data()[2]
+    np.testing.assert_allclose(fused(ids).numpy(),
+                               model.predict_probabilities(ensemble, ids), atol=1e-6)
+    # the members differ (their own seeds), so the mean is not one member's score
+    first, second = (member(ids).numpy() for member in fused.members)
+    assert np.abs(first - second).max() > 1e-4
 
 
 MESSAGES = ["WIN a FREE prize now!! call 09061701461", "see you at 8?", "", "ok",
@@ -99,3 +113,27 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)
+
+
+def test_an_ensemble_with_char_grams_and_the_ngram_member_equals_the_keras_model():
+    import tensorflow as tf
+
+    from pipeline import text
+
+    words = ["a", "now", "you", "to", "at", "prize"]
+    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
+                                 max_length=5, word_grams=2, ngram_member=0.25,
+                                 ensemble_size=2)
+    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets,
+                                config.word_grams)
+    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
+    ensemble, _ = model.train_classifier(inputs, labels, inputs, labels,
+                                         len(words) + text.RESERVED_TOKENS, config)
+    fused = fused_gru.fuse(ensemble, words, config.word_grams)
+    assert isinstance(fused, fused_gru.FusedEnsemble)
+    assert all(member.member_weight == 0.25 for member in fused.members)
+    tokens = text.tokenize(tf.constant(MESSAGES))
+    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
+    ids = text.padded_ids(token_ids, config.max_length)
+    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
+                               model.predict_probabilities(ensemble, inputs), atol=1e-6)
