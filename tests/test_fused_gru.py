@@ -114,26 +114,3 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)
 
-
-def test_an_ensemble_with_char_grams_and_the_ngram_member_equals_the_keras_model():
-    import tensorflow as tf
-
-    from pipeline import text
-
-    words = ["a", "now", "you", "to", "at", "prize"]
-    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
-                                 max_length=5, word_grams=2, ngram_member=0.25,
-                                 ensemble_size=2)
-    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets,
-                                config.word_grams)
-    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
-    ensemble, _ = model.train_classifier(inputs, labels, inputs, labels,
-                                         len(words) + text.RESERVED_TOKENS, config)
-    fused = fused_gru.fuse(ensemble, words, config.word_grams)
-    assert isinstance(fused, fused_gru.FusedEnsemble)
-    assert all(member.member_weight == 0.25 for member in fused.members)
-    tokens = text.tokenize(tf.constant(MESSAGES))
-    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
-    ids = text.padded_ids(token_ids, config.max_length)
-    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
-                               model.predict_probabilities(ensemble, inputs), atol=1e-6)
