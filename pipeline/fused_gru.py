@@ -257,8 +257,9 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
     such models from :func:`pipeline.model.train_classifier`), or None when its
     architecture is not the supported one."""
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
-    if any(isinstance(layer, keras.layers.Average) for layer in layers):
-        return _fuse_ensemble(layers, vocabulary, word_grams)
+    averages = [layer for layer in layers if isinstance(layer, keras.layers.Average)]
+    if averages:
+        return _fuse_ensemble(layers, averages, vocabulary, word_grams)
     member = None
     by_name = {layer.name: layer for layer in layers}
     if isinstance(by_name.get("members"), AddLogOdds):  # the n-gram member (ngram_member)
@@ -305,15 +306,13 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
             if supported else None)
 
 
-def _fuse_ensemble(layers, vocabulary, word_grams: int) -> FusedEnsemble | None:
+def _fuse_ensemble(layers, averages, vocabulary, word_grams: int) -> FusedEnsemble | None:
     """An ensemble is its members (models) and one ``Average`` of their outputs; it is
     fused when every member is."""
     members = [layer for layer in layers if isinstance(layer, keras.Model)]
-    averages = [layer for layer in layers if isinstance(layer, keras.layers.Average)]
     if len(averages) != 1 or len(layers) != len(members) + 1:
         return None
-    average = averages[0]
-    if [_producer(t) for t in average.input] != members:
+    if [_producer(t) for t in averages[0].input] != members:
         return None
     fused = [fuse(member, vocabulary, word_grams) for member in members]
     if any(not isinstance(member, FusedGRUClassifier) for member in fused):

@@ -113,4 +113,3 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)
-
