@@ -140,8 +140,6 @@ class AddLogOdds(keras.layers.Layer):
         return {**super().get_config(), "weight": self.weight}
 
 
-# The outputs of the model with the n-gram member while it trains.
-SERVED_OUTPUTS = ("network", "member", "served")
 # The training-only output that learns the teacher's score (pipeline.teacher).
 TEACHER_OUTPUT = "teacher"
 
@@ -180,8 +178,8 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     With ``ngram_member``, a second member, a linear model over the mean hashed character
     n-grams (and word 1-2-grams) of each message with its own tables, learns beside it on
     its own loss; the model's output adds ``ngram_member`` times the member's log-odds
-    to the main model's. ``for_training`` returns the three outputs of
-    :data:`SERVED_OUTPUTS`: the network's, the member's and that sum.
+    to the main model's. ``for_training`` returns three outputs: the
+    network's (``network``), the member's (``member``) and that sum (``served``).
 
     With ``teacher_weight``, ``for_training`` adds a :data:`TEACHER_OUTPUT`: a second
     head on the network's features that learns the teacher's score (training only; the
@@ -252,25 +250,28 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
     raise ValueError(f"optimizer {config.optimizer!r} is not one of ['adam', 'rmsprop']")
 
 
-def _history_key(key: str) -> str:
-    """A metric's name in the history. With the n-gram member (or the teacher's head),
-    Keras prefixes the network's metrics with its output ("val_network_auc"); they keep
-    their plain names ("val_auc"); "loss" is the sum of both members' losses (plus
-    ``teacher_weight`` times "teacher_loss"), beside "network_loss", "member_loss" and
-    "served_loss" (the output's, which early stopping watches)."""
+def _history_key(key: str, measured: str) -> str:
+    """A metric's name in the history. With several outputs (the n-gram member, the
+    teacher's head or an ensemble's members), Keras prefixes the quality metrics with the
+    output that carries them, ``measured`` ("val_network_auc", "val_served_auc"); they keep
+    their plain names ("val_auc"). "loss" is the weighted sum of the outputs' losses,
+    beside each output's own ("network_loss", "member_loss", "served_loss": the output
+    early stopping watches; an ensemble's members' as "member_0_network_loss" ...)."""
     for prefix in ("val_", ""):
-        if key.startswith(prefix + "network_") and not key.endswith("_loss"):
-            return prefix + key[len(prefix + "network_"):]
+        if key.startswith(prefix + measured + "_") and not key.endswith("_loss"):
+            return prefix + key[len(prefix + measured + "_"):]
     return key
 
 
 class _EpochReporter(keras.callbacks.Callback):
-    def __init__(self, report: EpochCallback):
+    def __init__(self, report: EpochCallback, measured: str):
         super().__init__()
         self._report = report
+        self._measured = measured
 
     def on_epoch_end(self, epoch, logs=None):
-        self._report(epoch + 1, {_history_key(k): float(v) for k, v in (logs or {}).items()})
+        self._report(epoch + 1, {_history_key(k, self._measured): float(v)
+                                 for k, v in (logs or {}).items()})
 
 
 def make_deterministic(seed: int) -> None:
@@ -288,14 +289,16 @@ def train_classifier(train_ids, train_labels: np.ndarray,
     """Train with early stopping on validation loss; return the model and per-epoch history.
 
     With ``log_dir``, each epoch's training and validation metrics are also written there
-    for TensorBoard (``tensorboard --logdir <log_dir>``; a folder per ensemble member).
+    for TensorBoard (``tensorboard --logdir <log_dir>``).
 
     ``train_ids`` and ``validation_ids`` are the model's inputs: an array of token ids, or
     the dict of :func:`pipeline.text.encode_inputs` with character n-grams.
 
-    With ``ensemble_size`` > 1, that many members are trained one after the other, each with
-    its own seed, and the returned model averages their probabilities (one Keras model, so
-    the export and every caller stay the same). History rows carry their ``member``.
+    With ``ensemble_size`` > 1, that many members, each with its own seed, train jointly:
+    one fit, every step updating each member on its own losses (as if it trained alone),
+    and early stopping watches the validation loss of their average, the output served.
+    The returned model averages the members' probabilities (one Keras model, so the export
+    and every caller stay the same).
 
     With ``teacher_weight`` > 0, ``teacher_scores`` (one per training message, in (0, 1);
     :func:`pipeline.teacher.out_of_fold_scores`) are the targets of a training-only head
@@ -310,65 +313,93 @@ def train_classifier(train_ids, train_labels: np.ndarray,
     if teacher_scores is not None and len(teacher_scores) != len(train_labels):
         raise ValueError(f"{len(teacher_scores)} teacher scores for {len(train_labels)} "
                          "training messages")
+    make_deterministic(config.seed)
     if config.ensemble_size <= 1:
-        return _train_member(train_ids, train_labels, validation_ids, validation_labels,
-                             vocabulary_size, config, "spam_rnn", on_epoch, log_dir,
-                             teacher_scores)
-    members, history = [], []
-    for member in range(config.ensemble_size):
-        seed = config.seed * config.ensemble_size + member
-        report = (lambda epoch, logs, m=member: on_epoch(epoch, {**logs, "member": m})) \
-            if on_epoch else None
-        model, rows = _train_member(train_ids, train_labels, validation_ids,
-                                    validation_labels, vocabulary_size,
-                                    dataclasses.replace(config, seed=seed),
-                                    f"member_{member}", report,
-                                    log_dir / f"member_{member}" if log_dir else None,
-                                    teacher_scores)
-        members.append(model)
-        history += [{"member": member, **row} for row in rows]
+        model = build_classifier(vocabulary_size, config, "spam_rnn", for_training=True)
+        members = [model]
+    else:
+        members = [build_classifier(vocabulary_size,
+                                    dataclasses.replace(config, seed=config.seed
+                                                        * config.ensemble_size + member),
+                                    f"member_{member}", for_training=True)
+                   for member in range(config.ensemble_size)]
+        model = _joint_model(members, config)
+    history = _fit(model, train_ids, train_labels, validation_ids, validation_labels, config,
+                   on_epoch, log_dir, teacher_scores)
+    # what is served: each member without its training-only outputs, and their average
+    served_layer = "members" if config.ngram_member else "spam_probability"
+    members = [member if len(member.outputs) == 1 else
+               keras.Model(member.inputs, member.get_layer(served_layer).output,
+                           name=member.name) for member in members]
+    if len(members) == 1:
+        return members[0], history
     inputs = model_inputs(config)
     probability = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
     return keras.Model(inputs, probability, name="spam_rnn_ensemble"), history
 
 
-def _train_member(train_ids, train_labels, validation_ids, validation_labels,
-                  vocabulary_size: int, config: ModelConfig, name: str,
-                  on_epoch: EpochCallback | None,
-                  log_dir: Path | None = None,
-                  teacher_scores: np.ndarray | None = None) -> tuple[keras.Model, list[dict]]:
-    make_deterministic(config.seed)
-    model = build_classifier(vocabulary_size, config, name, for_training=True)
+def _loss_weights(config: ModelConfig) -> dict[str, float]:
+    """The loss weight of each kind of output (an ensemble's ``member_0_network`` is a
+    ``network``): the network and the n-gram member learn the labels on their own losses,
+    the teacher's head its score; what is served (the n-gram member's sum, an ensemble's
+    average) is only measured: no gradient."""
+    return {"network": 1.0, "member": 1.0, "served": 0.0, TEACHER_OUTPUT: config.teacher_weight}
+
+
+def _joint_model(members: list[keras.Model], config: ModelConfig) -> keras.Model:
+    """The ensemble in training: every output of every member (``member_0_network`` ...)
+    and ``served``, the average of the members' served outputs."""
+    inputs = model_inputs(config)
+    served_output = "served" if config.ngram_member else "network"
+    outputs, served = {}, []
+    for member in members:
+        member_outputs = member(inputs)
+        if not isinstance(member_outputs, dict):
+            member_outputs = {"network": member_outputs}
+        for output, tensor in member_outputs.items():
+            name = f"{member.name}_{output}"
+            outputs[name] = keras.layers.Identity(name=name)(tensor)
+        served.append(outputs[f"{member.name}_{served_output}"])
+    outputs["served"] = keras.layers.Average(name="served")(served)
+    return keras.Model(inputs, outputs, name="spam_rnn_ensemble")
+
+
+def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation_labels,
+         config: ModelConfig, on_epoch: EpochCallback | None, log_dir: Path | None,
+         teacher_scores: np.ndarray | None) -> list[dict]:
+    """Compile and fit ``model`` (one network, or the joint model of an ensemble) with
+    early stopping; returns the history, one row per epoch."""
     quality = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
                keras.metrics.Recall(name="spam_caught")]
-    outputs = list(SERVED_OUTPUTS if config.ngram_member else ["network"])
+    outputs = list(model.output) if isinstance(model.output, dict) else []
     taught = config.teacher_weight > 0
     if taught:  # the labels travel with the teacher's scores, a column each
-        outputs.append(TEACHER_OUTPUT)
         train_labels = np.stack([train_labels, teacher_scores], axis=1)
         validation_labels = np.stack([validation_labels, validation_labels], axis=1)
     train_data = batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed)
     validation_data = batches(validation_ids, validation_labels, 1024)
-    monitor = "val_loss"
-    if len(outputs) > 1:
+    monitor, measured = "val_loss", ""
+    if outputs:
         # each member learns on its own loss; the served output's loss (weight 0: no
-        # gradient) is measured, and early stopping watches it on the validation split
-        weights = {"network": 1.0, "member": 1.0, "served": 0.0,
-                   TEACHER_OUTPUT: config.teacher_weight}
+        # gradient) is measured, and early stopping watches it on the validation split.
+        # The quality metrics are the network's, or an ensemble's average's.
+        weights = _loss_weights(config)
+        measured = "served" if config.ensemble_size > 1 else "network"
         model.compile(optimizer=_optimizer(config),
                       loss={output: "binary_crossentropy" for output in outputs},
-                      loss_weights={output: weights[output] for output in outputs},
-                      metrics={"network": quality})
+                      loss_weights={output: weights[output.rsplit("_", 1)[-1]]
+                                    for output in outputs},
+                      metrics={measured: quality})
 
         def targets(x, y):
             if not taught:
                 return x, {output: y for output in outputs}
-            return x, {output: y[:, 1] if output == TEACHER_OUTPUT else y[:, 0]
+            return x, {output: y[:, 1] if output.endswith(TEACHER_OUTPUT) else y[:, 0]
                        for output in outputs}
 
         train_data, validation_data = (data.map(targets)
                                        for data in (train_data, validation_data))
-        monitor = "val_served_loss" if config.ngram_member else "val_network_loss"
+        monitor = "val_served_loss" if "served" in outputs else "val_network_loss"
     else:
         model.compile(optimizer=_optimizer(config), loss="binary_crossentropy", metrics=quality)
     callbacks: list[keras.callbacks.Callback] = []
@@ -377,7 +408,7 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
             monitor=monitor, mode="min", patience=config.early_stopping_patience,
             restore_best_weights=True))
     if on_epoch:
-        callbacks.append(_EpochReporter(on_epoch))
+        callbacks.append(_EpochReporter(on_epoch, measured))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     with _without_constant_folding():
@@ -385,12 +416,9 @@ def _train_member(train_ids, train_labels, validation_ids, validation_labels,
                         epochs=config.epochs, shuffle=False,  # batches() shuffles
                         callbacks=callbacks, verbose=0)
     epochs = len(next(iter(fit.history.values()), []))
-    history = [{"epoch": e + 1, **{_history_key(k): float(v[e]) for k, v in fit.history.items()}}
-               for e in range(epochs)]
-    if len(outputs) > 1:  # the served output alone (no teacher head)
-        served = "members" if config.ngram_member else "spam_probability"
-        model = keras.Model(model.inputs, model.get_layer(served).output, name=name)
-    return model, history
+    return [{"epoch": e + 1, **{_history_key(k, measured): float(v[e])
+                                for k, v in fit.history.items()}}
+            for e in range(epochs)]
 
 
 @contextlib.contextmanager

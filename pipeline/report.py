@@ -61,20 +61,15 @@ def write_report(folder: Path, history: list[dict], result: dict,
 
 
 def _learning_curves(history: list[dict], path: Path) -> None:
-    """Loss and validation metrics per epoch; one line per ensemble member, if any."""
-    members = sorted({h.get("member", 0) for h in history})
+    """Loss and validation metrics per epoch."""
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for member in members:
-        rows = [h for h in history if h.get("member", 0) == member]
-        epochs = [h["epoch"] for h in rows]
-        suffix = f" (member {member + 1})" if len(members) > 1 else ""
-        # with the n-gram member, also the served output's (what early stopping watches)
-        for key in [k for k in ("loss", "val_loss", "val_served_loss") if k in rows[0]]:
-            loss_axis.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o",
-                           label=key + suffix)
-        for key in ("val_accuracy", "val_auc", "val_spam_caught"):
-            metric_axis.plot(epochs, [h.get(key, np.nan) for h in rows], marker="o",
-                             label=key + suffix)
+    epochs = [h["epoch"] for h in history]
+    # with the n-gram member or an ensemble, also the served output's (what early
+    # stopping watches)
+    for key in [k for k in ("loss", "val_loss", "val_served_loss") if k in history[0]]:
+        loss_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
+    for key in ("val_accuracy", "val_auc", "val_spam_caught"):
+        metric_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
     loss_axis.set(title="Loss", xlabel="epoch")
     metric_axis.set(title="Validation metrics", xlabel="epoch")
     for axis in (loss_axis, metric_axis):

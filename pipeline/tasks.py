@@ -283,13 +283,10 @@ class TrainRNN(PipelineTask):
                               for field in fields(ModelConfig)})
 
     def _report_epoch(self, epoch: int, logs: dict) -> None:
-        done = logs.get("member", 0) * self.epochs + epoch
-        self.set_progress_percentage(round(100 * done / (self.epochs * self.ensemble_size)))
-        member = (f"member {logs['member'] + 1}/{self.ensemble_size}, "
-                  if self.ensemble_size > 1 else "")
-        served = (f"val_served_loss {logs['val_served_loss']:.4f}, "  # the n-gram member's
-                  if "val_served_loss" in logs else "")                     # stopping loss
-        message = (f"{member}epoch {epoch}/{self.epochs}: {served}"
+        self.set_progress_percentage(round(100 * epoch / self.epochs))
+        served = (f"val_served_loss {logs['val_served_loss']:.4f}, "  # the stopping loss of
+                  if "val_served_loss" in logs else "")  # the n-gram member or an ensemble
+        message = (f"epoch {epoch}/{self.epochs}: {served}"
                    f"val_loss {logs.get('val_loss', 0):.4f}, "
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")

@@ -63,13 +63,21 @@ def test_reported_epochs_match_the_history():
 
 def test_an_ensemble_averages_its_members_and_survives_a_safe_reload(tmp_path):
     import keras
-    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2, "epochs": 2})
+    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2, "epochs": 4,
+                                  "early_stopping_patience": 4})
     ensemble, history = model.train_classifier(*_data(), vocabulary_size=30, config=config)
-    assert [row["member"] for row in history] == [0, 0, 1, 1]
-    ids = _data()[2]
+    # the members train jointly: one fit, one history row per epoch, early stopping on
+    # their average's validation loss, and the weights of its best epoch are kept
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    _, _, ids, labels = _data()
     members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
-    assert len(members) == 2
-    expected = np.mean([model.predict_probabilities(m, ids) for m in members], axis=0)
+    assert [m.name for m in members] == ["member_0", "member_1"]
+    scores = [model.predict_probabilities(m, ids) for m in members]
+    assert np.abs(scores[0] - scores[1]).max() > 1e-3  # each member has its own seed
+    expected = np.mean(scores, axis=0)
+    served_loss = keras.losses.binary_crossentropy(labels.astype("float32"), expected)
+    assert float(served_loss) == pytest.approx(min(h["val_served_loss"] for h in history),
+                                               abs=1e-5)
     np.testing.assert_allclose(model.predict_probabilities(ensemble, ids), expected, atol=1e-6)
     ensemble.save(tmp_path / "ensemble.keras")
     reloaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
