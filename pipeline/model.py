@@ -250,27 +250,27 @@ def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
     raise ValueError(f"optimizer {config.optimizer!r} is not one of ['adam', 'rmsprop']")
 
 
-def _history_key(key: str, measured: str) -> str:
+def _history_key(key: str, metrics_output: str) -> str:
     """A metric's name in the history. With several outputs (the n-gram member, the
     teacher's head or an ensemble's members), Keras prefixes the quality metrics with the
-    output that carries them, ``measured`` ("val_network_auc", "val_served_auc"); they keep
-    their plain names ("val_auc"). "loss" is the weighted sum of the outputs' losses,
+    output that carries them, ``metrics_output`` ("val_network_auc", "val_served_auc");
+    they keep their plain names ("val_auc"). "loss" is the weighted sum of the outputs' losses,
     beside each output's own ("network_loss", "member_loss", "served_loss": the output
     early stopping watches; an ensemble's members' as "member_0_network_loss" ...)."""
     for prefix in ("val_", ""):
-        if key.startswith(prefix + measured + "_") and not key.endswith("_loss"):
-            return prefix + key[len(prefix + measured + "_"):]
+        if key.startswith(prefix + metrics_output + "_") and not key.endswith("_loss"):
+            return prefix + key[len(prefix + metrics_output + "_"):]
     return key
 
 
 class _EpochReporter(keras.callbacks.Callback):
-    def __init__(self, report: EpochCallback, measured: str):
+    def __init__(self, report: EpochCallback, metrics_output: str):
         super().__init__()
         self._report = report
-        self._measured = measured
+        self._metrics_output = metrics_output
 
     def on_epoch_end(self, epoch, logs=None):
-        self._report(epoch + 1, {_history_key(k, self._measured): float(v)
+        self._report(epoch + 1, {_history_key(k, self._metrics_output): float(v)
                                  for k, v in (logs or {}).items()})
 
 
@@ -378,18 +378,18 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
         validation_labels = np.stack([validation_labels, validation_labels], axis=1)
     train_data = batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed)
     validation_data = batches(validation_ids, validation_labels, 1024)
-    monitor, measured = "val_loss", ""
+    monitor, metrics_output = "val_loss", ""
     if outputs:
         # each member learns on its own loss; the served output's loss (weight 0: no
         # gradient) is measured, and early stopping watches it on the validation split.
         # The quality metrics are the network's, or an ensemble's average's.
         weights = _loss_weights(config)
-        measured = "served" if config.ensemble_size > 1 else "network"
+        metrics_output = "served" if config.ensemble_size > 1 else "network"
         model.compile(optimizer=_optimizer(config),
                       loss={output: "binary_crossentropy" for output in outputs},
                       loss_weights={output: weights[output.rsplit("_", 1)[-1]]
                                     for output in outputs},
-                      metrics={measured: quality})
+                      metrics={metrics_output: quality})
 
         def targets(x, y):
             if not taught:
@@ -408,7 +408,7 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
             monitor=monitor, mode="min", patience=config.early_stopping_patience,
             restore_best_weights=True))
     if on_epoch:
-        callbacks.append(_EpochReporter(on_epoch, measured))
+        callbacks.append(_EpochReporter(on_epoch, metrics_output))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     with _without_constant_folding():
@@ -416,7 +416,7 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
                         epochs=config.epochs, shuffle=False,  # batches() shuffles
                         callbacks=callbacks, verbose=0)
     epochs = len(next(iter(fit.history.values()), []))
-    return [{"epoch": e + 1, **{_history_key(k, measured): float(v[e])
+    return [{"epoch": e + 1, **{_history_key(k, metrics_output): float(v[e])
                                 for k, v in fit.history.items()}}
             for e in range(epochs)]
 
