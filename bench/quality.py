@@ -140,9 +140,14 @@ def main() -> None:
                         help="a [TrainRNN] setting for our RNN's rows, over luigi.cfg's "
                              "(repeatable), e.g. --set ensemble_size=2")
     args = parser.parse_args()
-    overrides = dict(setting.split("=", 1) for setting in args.set if "=" in setting)
-    if len(overrides) != len(args.set):
-        parser.error(f"--set takes NAME=VALUE, got {args.set}")
+    overrides = {}
+    for setting in args.set:
+        name, equals, value = setting.partition("=")
+        if not (name and equals):
+            parser.error(f"--set takes NAME=VALUE, got {setting!r}")
+        if name in overrides:
+            parser.error(f"--set {name} is given twice; give each setting once")
+        overrides[name] = value
     started = time.perf_counter()
 
     from pipeline import corpus, evaluation_sets, model
