@@ -32,14 +32,14 @@ import keras
 import tensorflow as tf
 
 from pipeline import text
-from pipeline.model import AddLogOdds, MeanBagEmbedding, WordDropout
+from pipeline.model import AddLogOdds, AdversarialShift, MeanBagEmbedding, WordDropout
 
 # The largest log-odds AddLogOdds reads back from a probability it has clipped.
 _MAX_LOG_ODDS = math.log((1.0 - AddLogOdds.EPSILON) / AddLogOdds.EPSILON)
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
-                    keras.layers.SpatialDropout1D, WordDropout)
+                    keras.layers.SpatialDropout1D, WordDropout, AdversarialShift)
 
 
 # The update gate input of the padding id: sigmoid() of it is exactly 1.0 in float32, so a

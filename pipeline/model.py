@@ -140,6 +140,46 @@ class AddLogOdds(keras.layers.Layer):
         return {**super().get_config(), "weight": self.weight}
 
 
+@keras.saving.register_keras_serializable(package="spam_pipeline")
+class AdversarialShift(keras.layers.Layer):
+    """Where adversarial training (``adversarial_epsilon``) moves a message's word
+    embeddings; the identity everywhere else, at inference always.
+
+    :class:`_AdversarialTraining` drives it within one training step: first it watches
+    the embeddings on a gradient tape (``probe``), then it has them replaced by those same
+    embeddings moved along the loss gradient (``replace``), so that the second pass reads
+    the very words of the first one, after the same word dropout."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self._tape = None
+        self._replacement = None
+        self.seen = None
+
+    def probe(self, tape) -> None:
+        self._tape, self._replacement, self.seen = tape, None, None
+
+    def replace(self, embeddings) -> None:
+        self._tape, self._replacement = None, embeddings
+
+    def reset(self) -> None:
+        self._tape = self._replacement = self.seen = None
+
+    def call(self, embeddings, training=None):
+        if not training:
+            return embeddings
+        if self._replacement is not None:
+            return self._replacement
+        if self._tape is not None:
+            self._tape.watch(embeddings)
+            self.seen = embeddings
+        return embeddings
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 # The training-only output that learns the teacher's score (pipeline.teacher).
 TEACHER_OUTPUT = "teacher"
 
@@ -188,6 +228,9 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     if config.teacher_weight < 0:
         raise ValueError(f"teacher_weight {config.teacher_weight} is negative; use 0 to train "
                          "without the teacher")
+    if config.adversarial_epsilon < 0:
+        raise ValueError(f"adversarial_epsilon {config.adversarial_epsilon} is negative; use 0 "
+                         "to train without adversarial steps")
     if config.rnn_type not in _RNN_LAYERS:
         raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
     inputs = model_inputs(config)
@@ -196,6 +239,8 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
         x = WordDropout(config.word_dropout, seed=config.seed, name="word_dropout")(x)
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
                                name="embedding")(x)
+    if config.adversarial_epsilon > 0:
+        x = AdversarialShift(name="adversarial_shift")(x)
     if config.embedding_dropout > 0:
         # the same channels dropped at every word of a message (keeps the padding mask)
         x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
@@ -364,6 +409,77 @@ def _joint_model(members: list[keras.Model], config: ModelConfig) -> keras.Model
     return keras.Model(inputs, outputs, name="spam_rnn_ensemble")
 
 
+class _AdversarialTraining(keras.Model):
+    """Fits ``model`` with adversarial training on its word embeddings (Miyato, Dai and
+    Goodfellow, "Adversarial Training Methods for Semi-Supervised Text Classification",
+    ICLR 2017): each step also learns from the batch with every message's embeddings
+    moved by ``epsilon`` times their norm along the loss gradient, the direction that
+    hurts most, so the network cannot lean on a few words' exact vectors. The two
+    passes' losses are added; the history, the metrics and early stopping see the clean
+    pass only. Training-only: it shares ``model``'s weights and is never saved or served.
+    About twice the training time."""
+
+    def __init__(self, model: keras.Model, epsilon: float, loss_weights: dict[str, float]):
+        super().__init__(name=f"{model.name}_adversarial")
+        self.network = model
+        self.epsilon = epsilon
+        self.loss_weights = loss_weights  # per output ({} for one output of weight 1)
+        self.shifts = [layer for layer in _all_layers(model)
+                       if isinstance(layer, AdversarialShift)]
+        if not self.shifts:
+            raise ValueError("adversarial training needs the model's AdversarialShift "
+                             "layers: build it with adversarial_epsilon > 0")
+
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    def _loss(self, y, y_pred):
+        def cross_entropy(target, probability):
+            target = keras.ops.reshape(keras.ops.cast(target, probability.dtype), (-1, 1))
+            return keras.ops.mean(keras.losses.binary_crossentropy(target, probability))
+        if not isinstance(y_pred, dict):
+            return cross_entropy(y, y_pred)
+        return sum(weight * cross_entropy(y[output], y_pred[output])
+                   for output, weight in self.loss_weights.items() if weight)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            with tf.GradientTape() as probe:
+                for shift in self.shifts:
+                    shift.probe(probe)
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+            seen = [shift.seen for shift in self.shifts]
+            for shift, embeddings, gradient in zip(self.shifts, seen, probe.gradient(loss, seen)):
+                shift.replace(embeddings + self.epsilon * _step(tf.stop_gradient(embeddings),
+                                                                tf.stop_gradient(gradient)))
+            adversarial = self._loss(y, self(x, training=True))
+            for shift in self.shifts:
+                shift.reset()
+            total = loss + adversarial
+        gradients = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+        return self.compute_metrics(x, y, y_pred)
+
+
+def _step(embeddings, gradient):
+    """The gradient's direction, scaled to each message's embedding norm."""
+    def norm(t):
+        return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
+    return norm(embeddings) * gradient / (norm(gradient) + 1e-12)
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation_labels,
          config: ModelConfig, on_epoch: EpochCallback | None, log_dir: Path | None,
          teacher_scores: np.ndarray | None) -> list[dict]:
@@ -379,17 +495,18 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
     train_data = batches(train_ids, train_labels, config.batch_size, shuffle_seed=config.seed)
     validation_data = batches(validation_ids, validation_labels, 1024)
     monitor, metrics_output = "val_loss", ""
+    # each member learns on its own loss; the served output's loss (weight 0: no
+    # gradient) is measured, and early stopping watches it on the validation split
+    kinds = _loss_weights(config)
+    weights = {output: kinds[output.rsplit("_", 1)[-1]] for output in outputs}
+    trainer = (_AdversarialTraining(model, config.adversarial_epsilon, weights)
+               if config.adversarial_epsilon > 0 else model)
     if outputs:
-        # each member learns on its own loss; the served output's loss (weight 0: no
-        # gradient) is measured, and early stopping watches it on the validation split.
-        # The quality metrics are the network's, or an ensemble's average's.
-        weights = _loss_weights(config)
+        # the quality metrics are the network's, or an ensemble's average's
         metrics_output = "served" if config.ensemble_size > 1 else "network"
-        model.compile(optimizer=_optimizer(config),
-                      loss={output: "binary_crossentropy" for output in outputs},
-                      loss_weights={output: weights[output.rsplit("_", 1)[-1]]
-                                    for output in outputs},
-                      metrics={metrics_output: quality})
+        trainer.compile(optimizer=_optimizer(config),
+                        loss={output: "binary_crossentropy" for output in outputs},
+                        loss_weights=weights, metrics={metrics_output: quality})
 
         def targets(x, y):
             if not taught:
@@ -401,7 +518,8 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
                                        for data in (train_data, validation_data))
         monitor = "val_served_loss" if "served" in outputs else "val_network_loss"
     else:
-        model.compile(optimizer=_optimizer(config), loss="binary_crossentropy", metrics=quality)
+        trainer.compile(optimizer=_optimizer(config), loss="binary_crossentropy",
+                        metrics=quality)
     callbacks: list[keras.callbacks.Callback] = []
     if config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -412,9 +530,9 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     with _without_constant_folding():
-        fit = model.fit(train_data, validation_data=validation_data,
-                        epochs=config.epochs, shuffle=False,  # batches() shuffles
-                        callbacks=callbacks, verbose=0)
+        fit = trainer.fit(train_data, validation_data=validation_data,
+                          epochs=config.epochs, shuffle=False,  # batches() shuffles
+                          callbacks=callbacks, verbose=0)
     epochs = len(next(iter(fit.history.values()), []))
     return [{"epoch": e + 1, **{_history_key(k, metrics_output): float(v[e])
                                 for k, v in fit.history.items()}}

@@ -255,6 +255,11 @@ class TrainRNN(PipelineTask):
     teacher_squash = luigi.FloatParameter(
         default=MODEL_DEFAULTS.teacher_squash,
         description="The SVM's margin m becomes the head's target 1 / (1 + exp(-squash m)).")
+    adversarial_epsilon = luigi.FloatParameter(
+        default=MODEL_DEFAULTS.adversarial_epsilon,
+        description="Adversarial training: each step also learns from the word embeddings "
+                    "moved this share of their norm along the loss gradient (0: off; "
+                    "about twice the training time).")
     # how the threshold is chosen, and what else is measured
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")

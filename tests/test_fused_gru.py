@@ -113,3 +113,25 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
                                model.predict_probabilities(classifier, inputs), atol=1e-6)
+
+
+def test_an_adversarially_trained_model_keeps_the_fused_graph():
+    import tensorflow as tf
+
+    from pipeline import text
+
+    words = ["a", "now", "you", "to", "at", "prize"]
+    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
+                                 max_length=5, word_branch_dropout=0.3, word_grams=2,
+                                 ngram_member=0.25, adversarial_epsilon=0.1)
+    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets, 2)
+    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
+    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
+                                           len(words) + text.RESERVED_TOKENS, config)
+    fused = fused_gru.fuse(classifier, words, 2)
+    assert fused is not None
+    tokens = text.tokenize(tf.constant(MESSAGES))
+    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
+    ids = text.padded_ids(token_ids, config.max_length)
+    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
+                               model.predict_probabilities(classifier, inputs), atol=1e-6)

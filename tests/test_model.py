@@ -218,3 +218,94 @@ def test_a_teacher_weight_without_teacher_scores_is_refused():
     with pytest.raises(ValueError, match="teacher_weight -0.1 is negative"):
         model.build_classifier(30, model.ModelConfig(**{**TINY.as_dict(),
                                                         "teacher_weight": -0.1}))
+
+
+def test_adversarial_training_changes_the_weights_reproducibly_and_serves_the_plain_model(
+        tmp_path):
+    import keras
+    config = model.ModelConfig(**{**TINY.as_dict(), "bidirectional": False,
+                                  "char_gram_buckets": 97, "word_grams": 1,
+                                  "ngram_member": 0.5, "teacher_weight": 0.3,
+                                  "adversarial_epsilon": 0.1})
+    train_ids, train_labels, val_ids, val_labels = _data()
+
+    def fit(config):
+        return model.train_classifier(
+            _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
+            vocabulary_size=30, config=config, teacher_scores=_teacher_scores(train_labels))
+
+    adversarial, history = fit(config)
+    again, history_again = fit(config)
+    plain, _ = fit(model.ModelConfig(**{**config.as_dict(), "adversarial_epsilon": 0.0}))
+    assert model.weights_checksum(adversarial) == model.weights_checksum(again)
+    assert history == history_again
+    assert model.weights_checksum(adversarial) != model.weights_checksum(plain)
+    # the history's training loss is the clean pass's, as without adversarial steps
+    row = history[-1]
+    assert row["loss"] == pytest.approx(row["network_loss"] + row["member_loss"]
+                                        + 0.3 * row["teacher_loss"], rel=1e-4)
+    # served: one probability; the shift is the identity outside training, and the model
+    # survives a safe reload
+    assert len(adversarial.outputs) == 1
+    assert "adversarial_shift" in [layer.name for layer in adversarial.layers]
+    scores = model.predict_probabilities(adversarial, _with_grams(val_ids))
+    adversarial.save(tmp_path / "adversarial.keras")
+    reloaded = keras.models.load_model(tmp_path / "adversarial.keras", safe_mode=True)
+    np.testing.assert_array_equal(model.predict_probabilities(reloaded, _with_grams(val_ids)),
+                                  scores)
+
+
+def test_the_adversarial_step_follows_the_gradient_at_each_messages_embedding_norm():
+    import tensorflow as tf
+    rng = np.random.default_rng(1)
+    embeddings = tf.constant(rng.normal(size=(3, 4, 5)), tf.float32)
+    gradient = tf.constant(rng.normal(size=(3, 4, 5)) * [[[1e-3]], [[1.0]], [[50.0]]],
+                           tf.float32)
+    step = model._step(embeddings, gradient).numpy()
+    for message in range(3):
+        assert np.linalg.norm(step[message]) == pytest.approx(
+            np.linalg.norm(embeddings[message]), rel=1e-5)
+        cosine = np.sum(step[message] * gradient[message].numpy()) / (
+            np.linalg.norm(step[message]) * np.linalg.norm(gradient[message]))
+        assert cosine == pytest.approx(1.0, abs=1e-5)
+    # a message without gradient (all padding) is not moved
+    assert np.all(model._step(embeddings, tf.zeros_like(gradient)).numpy() == 0)
+
+
+def test_the_shift_moves_embeddings_only_inside_an_adversarial_step():
+    import tensorflow as tf
+    shift = model.AdversarialShift()
+    embeddings = tf.ones((2, 3, 4))
+    moved = embeddings + 0.5
+    with tf.GradientTape() as tape:
+        shift.probe(tape)
+        assert shift(embeddings, training=True) is embeddings
+    assert shift.seen is embeddings
+    shift.replace(moved)
+    assert shift(embeddings, training=True) is moved
+    assert shift(embeddings, training=False) is embeddings  # never at inference
+    shift.reset()
+    assert shift(embeddings, training=True) is embeddings and shift.seen is None
+
+
+def test_adversarial_training_reaches_every_member_of_an_ensemble():
+    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2,
+                                  "adversarial_epsilon": 0.1})
+    members = [model.build_classifier(30, config, f"member_{i}", for_training=True)
+               for i in range(2)]
+    trainer = model._AdversarialTraining(model._joint_model(members, config), 0.1, {})
+    assert [shift.name for shift in trainer.shifts] == ["adversarial_shift"] * 2
+    assert trainer.shifts[0] is not trainer.shifts[1]
+    ensemble, history = model.train_classifier(*_data(), vocabulary_size=30, config=config)
+    assert len(history) == TINY.epochs
+    _, _, ids, _ = _data()
+    p = model.predict_probabilities(ensemble, ids)
+    assert p.shape == (len(ids),) and ((0 <= p) & (p <= 1)).all()
+
+
+def test_a_negative_adversarial_epsilon_is_refused():
+    with pytest.raises(ValueError, match="adversarial_epsilon -0.1 is negative"):
+        model.build_classifier(30, model.ModelConfig(**{**TINY.as_dict(),
+                                                        "adversarial_epsilon": -0.1}))
+    with pytest.raises(ValueError, match="AdversarialShift"):
+        model._AdversarialTraining(model.build_classifier(30, TINY), 0.1, {})
