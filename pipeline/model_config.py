@@ -41,7 +41,7 @@ class ModelConfig:
     ngram_member: float = 0.15        # weight of the n-gram member's log-odds (0: no member)
     teacher_weight: float = 0.3       # loss weight of the head learning the SVM's score (0: off)
     teacher_squash: float = 3.0       # the SVM margin m becomes 1 / (1 + exp(-squash * m))
-    adversarial_epsilon: float = 0.0  # adversarial training: embedding step, share of their norm (0: off)
+    adversarial_epsilon: float = 0.0  # adversarial step on the embeddings, x their norm (0: off)
 
     def as_dict(self) -> dict:
         return asdict(self)
