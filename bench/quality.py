@@ -97,17 +97,14 @@ def hindsight_spam_caught(test, held_out) -> tuple[float, float] | None:
     threshold catches while blocking at most the targets' share of the test split's ham
     and of ``held_out``'s ham. Picked on those sets themselves: a diagnostic, never a
     threshold to serve. None without ``held_out``."""
+    from pipeline import metrics
+
     if held_out is None:
         return None
-    ham_limits = [(test, 0.003), (held_out, 0.005)]
-    # predicted spam when probability >= threshold: a threshold just above the
-    # (allowed + 1)-th highest ham score blocks at most ``allowed`` ham messages
-    lowest = 0.0
-    for scored, share in ham_limits:
-        ham = np.sort(scored.probabilities[scored.labels == 0])[::-1]
-        allowed = int(np.floor(share * len(ham) + 1e-9))
-        if allowed < len(ham):
-            lowest = max(lowest, float(np.nextafter(ham[allowed], np.float32(2))))
+    # the served threshold's own rule, without its floor, on each set's ham limit
+    lowest = max(metrics.threshold_for_ham_blocked(scored.labels, scored.probabilities,
+                                                   share, min_threshold=0.0)
+                 for scored, share in ((test, 0.003), (held_out, 0.005)))
     spam = held_out.probabilities[held_out.labels == 1]
     return float(np.mean(spam >= lowest)), lowest
 
