@@ -434,6 +434,8 @@ class _AdversarialTraining(keras.Model):
         return self.network(inputs, training=training)
 
     def _loss(self, y, y_pred):
+        # the compiled losses' weighted sum, computed here rather than by compute_loss(),
+        # which would also add the moved pass to the per-output loss metrics
         def cross_entropy(target, probability):
             target = keras.ops.reshape(keras.ops.cast(target, probability.dtype), (-1, 1))
             return keras.ops.mean(keras.losses.binary_crossentropy(target, probability))
