@@ -279,7 +279,8 @@ def build_corpus_table(member: bytes, seed: int, max_malformed_share: float,
     for source in extra_sources:
         added, counts = new_messages(source, seen)
         added["split"] = stratified_split(added["label"], seed)
-        parts.append(added)
+        if len(added):  # (an empty part would turn the line numbers into floats)
+            parts.append(added)
         source_stats.append({"name": source.name, **source.describe(), **counts,
                              **_split_counts(added)})
     table = pd.concat(parts, ignore_index=True)
@@ -303,7 +304,8 @@ LABEL_CONFLICT_RULE = ("the first occurrence wins: a text already in the corpus 
 
 def new_messages(source: LabelledMessages, seen: dict[str, str]) -> tuple[pd.DataFrame, dict]:
     """The rows of ``source`` whose text is not in ``seen`` (text -> label, updated in
-    place), and counts of what was dropped. Raises when nothing is new."""
+    place), and counts of what was dropped; a source with nothing new gives no rows and
+    a ``warning`` in the counts."""
     rows, repeated, conflicting = [], 0, 0
     for line, text, spam in zip(source.lines, source.texts, source.labels):
         label = LABELS[int(spam)]
@@ -313,13 +315,13 @@ def new_messages(source: LabelledMessages, seen: dict[str, str]) -> tuple[pd.Dat
             continue
         seen[text] = label
         rows.append((source.name, line, label, text))
-    if not rows:
-        raise CorpusError(
-            f"every text of extra source {source.location} ({len(source.texts)} messages) is "
-            "already in the corpus or an earlier source, so it adds nothing to learn from: "
-            "is it the right file? Remove it from [DownloadCorpus] extra_sources")
     added = pd.DataFrame(rows, columns=["source", "line", "label", "text"])
-    return added, {"repeated_texts_dropped": repeated, "conflicting_labels": conflicting}
+    counts = {"repeated_texts_dropped": repeated, "conflicting_labels": conflicting}
+    if not rows:  # the same spam labelled again next week: not an error, but say so
+        counts["warning"] = (
+            f"every text of extra source {source.location} ({len(source.texts)} messages) is "
+            "already in the corpus or an earlier source, so it adds nothing to learn from")
+    return added, counts
 
 
 def _split_counts(messages: pd.DataFrame) -> dict:

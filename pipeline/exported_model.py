@@ -97,13 +97,20 @@ class ExportEvaluator:
 
     def __init__(self, export_dir: Path | str):
         self.signature = ServingSignature(export_dir)
-        self.threshold = read_provenance(export_dir)["threshold"]
+        provenance = read_provenance(export_dir)
+        self.threshold = provenance["threshold"]
+        # how that threshold was chosen (which source's validation part set it)
+        self.threshold_rule = provenance.get("metrics", {}).get("threshold_rule")
 
-    def __call__(self, texts: list[str], labels: np.ndarray, batch_size: int = 1024) -> dict:
+    def __call__(self, texts: list[str], labels: np.ndarray, batch_size: int = 1024
+                 ) -> tuple[dict, np.ndarray]:
+        """The metrics at the export's threshold, and each message's decision (True:
+        labelled spam), for paired comparisons of two versions on the same messages."""
         from pipeline import metrics, scoring
 
         probabilities, _ = scoring.score_texts(texts, self.signature, batch_size)
-        return metrics.classification_metrics(labels, probabilities, self.threshold)
+        return (metrics.classification_metrics(labels, probabilities, self.threshold),
+                np.asarray(probabilities, float) >= self.threshold)
 
 
 def load_live_signature(base: Path, version: int | None, concurrent_batches: int = 1):

@@ -118,3 +118,35 @@ def threshold_for_ham_blocked(y_true: np.ndarray, probabilities: np.ndarray,
     # Every ham scoring at or above the threshold is blocked: sit just above the
     # (allowed+1)-th highest ham score.
     return float(max(min(np.nextafter(ham_scores[allowed], 1.0), 1.0), min_threshold))
+
+
+def threshold_for_every_source(validation: dict[str, tuple[np.ndarray, np.ndarray]],
+                               max_ham_blocked: float, min_threshold: float,
+                               min_source_ham: int) -> tuple[float, str, dict]:
+    """The lowest threshold whose ham blocked stays within ``max_ham_blocked`` on the
+    validation part of every source that can measure it: the first source (the corpus)
+    always, each later source (extra sources) when its validation part holds at least
+    ``min_source_ham`` ham. The strictest source wins.
+
+    ``validation`` maps each source, the corpus first, to its validation labels and
+    probabilities. Returns the threshold, the source that set it, and each source's
+    figures: its own threshold (None when it has too little ham to count), and its ham
+    blocked and spam caught at the chosen threshold.
+    """
+    own = {}
+    for position, (source, (labels, probabilities)) in enumerate(validation.items()):
+        ham = int(np.sum(~np.asarray(labels, bool)))
+        if position == 0 or (ham and ham >= min_source_ham):
+            own[source] = threshold_for_ham_blocked(labels, probabilities, max_ham_blocked,
+                                                    min_threshold)
+    set_by = max(own, key=lambda source: own[source])  # the first of equals: the corpus
+    threshold = own[set_by]
+    figures = {}
+    for source, (labels, probabilities) in validation.items():
+        at = classification_metrics(labels, probabilities, threshold)
+        figures[source] = {"validation_messages": at["messages"],
+                           "validation_ham": at["confusion_matrix"]["ham_as_ham"]
+                           + at["confusion_matrix"]["ham_as_spam"],
+                           "own_threshold": own.get(source),
+                           "ham_blocked": at["ham_blocked"], "spam_caught": at["spam_caught"]}
+    return threshold, set_by, figures

@@ -62,6 +62,9 @@ def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
         raise
     if smoke:
         smoke.check(base, export_id)
+    if summary.get("verdicts"):
+        status(f"gate against version {live} on the test split: "
+               + "; ".join(summary["verdicts"].values()))
     if reasons and not policy.force:
         serving.append_audit(base, "refused", export_id=export_id, source=str(staged),
                              reasons=reasons, **summary)
@@ -76,31 +79,45 @@ def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
 def _gate(staged: Path, base: Path, table: pd.DataFrame, policy: PromotionPolicy,
           status: Callable[[str], None]) -> tuple[int | None, list[str], dict]:
     """The live version, the gate's refusals and the audit summary of the candidate
-    ``staged`` against it."""
+    ``staged`` against it: each set's metrics, and the paired comparison with the live
+    version (counts, p-values and the verdict) whether or not it refuses."""
     from pipeline.exported_model import ExportEvaluator
 
     live = serving.live_version(base)
     measure_candidate = ExportEvaluator(staged)
     measure_live = ExportEvaluator(base / str(live)) if live else None
+    rules = policy.gate
 
-    def scored(source: str) -> tuple[dict, dict | None]:
-        """The candidate's and the live version's metrics on one source's test part."""
+    def scored(source: str, max_ham_blocked_rise: float, max_spam_caught_drop: float):
+        """Both versions on one source's test part: the candidate's metrics, the live
+        version's, the paired comparison and its audit entry."""
         status(f"gate: scoring the test part of {source} with candidate and live")
         texts, labels = corpus.texts_and_labels(table, "test", source)
-        return (measure_candidate(texts, labels),
-                measure_live(texts, labels) if measure_live else None)
+        candidate, candidate_spam = measure_candidate(texts, labels)
+        entry = {"candidate_metrics": headline(candidate), "live_metrics": None}
+        if not measure_live:
+            return candidate, None, entry
+        live_metrics, live_spam = measure_live(texts, labels)
+        comparisons = promotion_gate.compare(labels, candidate_spam, live_spam)
+        entry.update(live_metrics=headline(live_metrics),
+                     paired={kind: c.as_dict() for kind, c in comparisons.items()},
+                     verdicts=promotion_gate.verdicts(comparisons, rules.regression_level,
+                                                      max_ham_blocked_rise,
+                                                      max_spam_caught_drop))
+        return candidate, comparisons, entry
 
-    candidate, live_metrics = scored(corpus.CORPUS_SOURCE)
-    reasons = promotion_gate.refusals(candidate, live_metrics, policy.gate)
-    summary = {"candidate_metrics": headline(candidate),
-               "live_version": live, "live_metrics": headline(live_metrics)}
+    candidate, comparisons, entry = scored(corpus.CORPUS_SOURCE, rules.max_ham_blocked_rise,
+                                           rules.max_spam_caught_drop)
+    reasons = promotion_gate.refusals(candidate, comparisons, rules)
+    summary = {"live_version": live, "threshold_rule": measure_candidate.threshold_rule,
+               **entry}
     for source in corpus.sources_of(table)[1:]:
-        source_candidate, source_live = scored(source)
-        reasons += promotion_gate.source_refusals(source, source_candidate, source_live,
-                                                  policy.sources)
-        summary.setdefault("extra_sources", {})[source] = {
-            "candidate_metrics": headline(source_candidate),
-            "live_metrics": headline(source_live)}
+        source_candidate, source_comparisons, source_entry = scored(
+            source, policy.sources.max_ham_blocked_rise, policy.sources.max_spam_caught_drop)
+        reasons += promotion_gate.source_refusals(source, source_candidate,
+                                                  source_comparisons, policy.sources,
+                                                  rules.regression_level)
+        summary.setdefault("extra_sources", {})[source] = source_entry
     return live, reasons, summary
 
 

@@ -153,6 +153,21 @@ def _evaluation_section(name: str, stem: str, at: dict, wrong: pd.DataFrame) -> 
 """
 
 
+def _set_by(result: dict) -> str:
+    """Which source's validation part set the threshold, and each source's figures there
+    (the threshold holds on every source with enough ham)."""
+    rule = result["threshold_rule"]
+    by_source = rule.get("validation_by_source", {})
+    if len(by_source) < 2:
+        return ""
+    figures = ", ".join(
+        f"{html.escape(source)}: {at['ham_blocked']:.2%} of {at['validation_ham']} ham "
+        + ("blocked" if at["own_threshold"] is not None else "blocked, too few to count")
+        for source, at in by_source.items())
+    return (f" on every source with at least {rule['min_source_ham']} validation ham, set "
+            f"by {html.escape(rule['set_by'])} ({figures})")
+
+
 def _page(result: dict, wrong: pd.DataFrame, evaluation_sections: str = "") -> str:
     rows = "".join(
         f"<tr><td>{split}</td>" + "".join(
@@ -171,7 +186,7 @@ def _page(result: dict, wrong: pd.DataFrame, evaluation_sections: str = "") -> s
 td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}}</style></head>
 <body><h1>Spam RNN training report</h1>
 <p>Threshold {result['threshold']:.4f}, chosen on validation for at most
-{result['threshold_rule']['max_ham_blocked_on_validation']:.2%} ham blocked;
+{result['threshold_rule']['max_ham_blocked_on_validation']:.2%} ham blocked{_set_by(result)};
 {result['epochs_trained']} epochs; weights sha256 <code>{result['weights_sha256'][:16]}</code>.</p>
 <table><tr><th>split</th><th>accuracy</th><th>MCC</th><th>spam caught</th>
 <th>ham blocked</th><th>ROC AUC</th><th>PR AUC</th></tr>{rows}</table>

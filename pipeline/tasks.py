@@ -164,6 +164,10 @@ class DownloadCorpus(PipelineTask):
         table, stats = corpus.build_corpus_table(member, self.split_seed,
                                                  self.max_malformed_share, sources)
         stats["sources"][0].update(location=self.url, sha256=digest)
+        for source in stats["sources"]:
+            if source.get("warning"):
+                logger.warning("%s; it is kept in [DownloadCorpus] extra_sources and "
+                               "trains nothing", source["warning"])
         with atomic_directory(self.output_folder()) as folder:
             table.to_csv(folder / "messages.csv", index=False)
             _json_dump(folder / "stats.json", {**stats, "sha256": digest, "url": self.url})
@@ -264,6 +268,9 @@ class TrainRNN(PipelineTask):
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
     min_threshold = luigi.FloatParameter(default=0.5, description="Lowest threshold allowed.")
+    min_source_ham = luigi.IntParameter(
+        default=100, description="An extra source whose validation part holds at least this "
+                                 "many ham also bounds the threshold (the strictest wins).")
     evaluation_sets = luigi.Parameter(
         default="", description="Comma-separated labelled files scored after training "
                                 "(never trained on); empty: none.")
@@ -281,7 +288,7 @@ class TrainRNN(PipelineTask):
             training_run.train_and_evaluate(
                 table, self.input_folder("vocab") / "vocab.tsv", self.model_config(),
                 self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch,
-                evaluation_sets=held_out)
+                evaluation_sets=held_out, min_source_ham=self.min_source_ham)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(**{field.name: getattr(self, field.name)
@@ -368,18 +375,28 @@ class PromoteVersion(PipelineTask):
     min_mcc = luigi.FloatParameter(default=0.90, significant=False)
     max_ham_blocked = luigi.FloatParameter(default=0.01, significant=False)
     min_spam_caught = luigi.FloatParameter(default=0.85, significant=False)
-    max_mcc_drop = luigi.FloatParameter(default=0.01, significant=False)
-    max_ham_blocked_rise = luigi.FloatParameter(default=0.002, significant=False)
+    regression_level = luigi.FloatParameter(
+        default=0.05, significant=False,
+        description="Significance level of the paired (McNemar) test against the live "
+                    "version: a difference more likely than this by chance is no regression.")
+    max_ham_blocked_rise = luigi.FloatParameter(
+        default=0.002, significant=False,
+        description="Net share of the test ham the candidate may newly block before a "
+                    "significant difference counts as a regression.")
+    max_spam_caught_drop = luigi.FloatParameter(
+        default=0.02, significant=False,
+        description="Net share of the test spam the candidate may newly pass before a "
+                    "significant difference counts as a regression.")
     keep_versions = luigi.IntParameter(default=5, significant=False,
                                        description="Newest versions kept; 0 keeps all.")
     smoke_test = luigi.BoolParameter(default=True, significant=False,
                                      parsing=luigi.BoolParameter.EXPLICIT_PARSING)
-    source_max_mcc_drop = luigi.FloatParameter(
-        default=0.0, significant=False,
-        description="Per extra source: largest MCC drop against the live version.")
     source_max_ham_blocked_rise = luigi.FloatParameter(
         default=0.0, significant=False,
-        description="Per extra source: largest rise of ham blocked against the live version.")
+        description="Per extra source: max_ham_blocked_rise on its test part.")
+    source_max_spam_caught_drop = luigi.FloatParameter(
+        default=0.0, significant=False,
+        description="Per extra source: max_spam_caught_drop on its test part.")
     source_min_mcc = luigi.DictParameter(
         default={}, significant=False,
         description='Per extra source: an MCC floor, e.g. {"feedback-2026-11": 0.8}.')
@@ -407,10 +424,10 @@ class PromoteVersion(PipelineTask):
 
         return promotion.PromotionPolicy(
             gate=promotion_gate.GateRules(self.min_mcc, self.max_ham_blocked,
-                                          self.min_spam_caught, self.max_mcc_drop,
-                                          self.max_ham_blocked_rise),
-            sources=promotion_gate.SourceRules(self.source_max_mcc_drop,
-                                               self.source_max_ham_blocked_rise,
+                                          self.min_spam_caught, self.max_ham_blocked_rise,
+                                          self.max_spam_caught_drop, self.regression_level),
+            sources=promotion_gate.SourceRules(self.source_max_ham_blocked_rise,
+                                               self.source_max_spam_caught_drop,
                                                dict(self.source_min_mcc)),
             keep_versions=self.keep_versions, smoke_test=self.smoke_test, force=self.force)
 
@@ -508,13 +525,19 @@ class BatchScore(PipelineTask):
         return {"model": PromoteVersion(), "messages": messages}
 
     def output_name(self) -> str:
+        """``<input stem>-<path digest>-<content stamp digest>``: a file edited since it was
+        scored makes a new target (see ``pipeline.input_stamp``); the corpus test split is
+        named by the corpus's fingerprint."""
+        from pipeline.input_stamp import input_stamp, stamp_digest
         from pipeline.spark_scoring import input_stem, is_remote
 
         if self.messages_path:
             where = self.messages_path if is_remote(self.messages_path) else str(
                 Path(self.messages_path).resolve())
-            return input_stem(self.messages_path) + "-" + hashlib.sha256(
+            name = input_stem(self.messages_path) + "-" + hashlib.sha256(
                 where.encode()).hexdigest()[:8]
+            stamp = input_stamp(self.messages_path)
+            return f"{name}-{stamp_digest(stamp)}" if stamp else name
         return "corpus-test-" + self.requires()["messages"].fingerprint()[:8]
 
     def output(self):
@@ -522,9 +545,16 @@ class BatchScore(PipelineTask):
         return luigi.LocalTarget(str(outputs_root() / "scores" / self.date.isoformat()
                                      / f"{self.output_name()}.{suffix}"))
 
+    def input_record(self) -> Path:
+        """Beside the scores: what they were made from (``<scores>.input.json``)."""
+        return Path(self.output().path + ".input.json")
+
     def run(self):
         from pipeline import scoring
+        from pipeline.input_stamp import input_stamp
 
+        # the input as this run found it; checked again before the scores are published
+        self._stamp = input_stamp(self.messages_path) if self.messages_path else []
         version = serving.live_version(serving_base())
         if self.engine == "spark":
             return self._run_on_spark(version)
@@ -582,6 +612,7 @@ class BatchScore(PipelineTask):
                 rows = spark_scoring.score_with_spark(
                     session, self.messages_path, model_folder, version,
                     folder, self.batch_size, on_progress=self._report_tasks)
+                self._record_input(rows)
         finally:
             session.stop()
         self.progress(100)
@@ -592,9 +623,24 @@ class BatchScore(PipelineTask):
         self.status(f"Spark: {done}/{total} tasks of the running stages done")
 
     def _write(self, fill) -> int:
-        """Run ``fill(sink)`` into a temporary file of the output format; publish it whole."""
+        """Run ``fill(sink)`` into a temporary file of the output format; publish it whole,
+        after the record of what it scored, unless the input changed meanwhile."""
         with atomic_path(self.output().path) as temporary:
-            return fill(batch_files.open_sink(self.output_format, temporary))
+            rows = fill(batch_files.open_sink(self.output_format, temporary))
+            self._record_input(rows)
+        return rows
+
+    def _record_input(self, rows: int) -> None:
+        """Check that the input is still what the output's name says, and write the
+        record of it (before the scores are published, so scores never lack one)."""
+        from pipeline.input_stamp import check_unchanged
+
+        if not self.messages_path:
+            return
+        check_unchanged(self.messages_path, self._stamp)
+        with atomic_path(self.input_record()) as temporary:
+            _json_dump(Path(temporary), {"input": self.messages_path, "files": self._stamp,
+                                         "rows": rows, "scores": self.output().path})
 
     def _test_split(self):
         """The corpus test split as a scoring input (id = corpus line number)."""
@@ -634,7 +680,9 @@ class ScoreShard(luigi.Task):
 
     def run(self):
         from pipeline import exported_model, scoring
+        from pipeline.input_stamp import check_unchanged, input_stamp
 
+        stamp = input_stamp(self.messages_path)
         signature = exported_model.load_live_signature(
             serving_base(), self.model_version or None, self.concurrent_batches)
         chunks = scoring.shard_chunks(
@@ -645,6 +693,7 @@ class ScoreShard(luigi.Task):
                                           self.model_version, self.batch_size,
                                           self.concurrent_batches,
                                           on_progress=self._report_rows)
+            check_unchanged(self.messages_path, stamp)
         self.set_status_message(f"scored {rows:,} rows of shard {self.shard + 1}/{self.shards}")
 
     def _report_rows(self, rows: int) -> None:
@@ -661,16 +710,19 @@ class DayOfScores(StatusReporting):
     output_kind: str = ""
     suffix: str = ""
 
-    def requires(self):
+    def scoring(self) -> BatchScore:
         return BatchScore(date=self.date, input=self.input)
+
+    def requires(self):
+        return self.scoring()
 
     def output(self):
         return luigi.LocalTarget(str(outputs_root() / self.output_kind / self.date.isoformat()
-                                     / f"{self.requires().output_name()}{self.suffix}"))
+                                     / f"{self.scoring().output_name()}{self.suffix}"))
 
     def day_scores(self):
         """The model version that scored the day, and the scored chunks."""
-        return batch_files.read_day_scores(self.requires().output().path)
+        return batch_files.read_day_scores(self.scoring().output().path)
 
 
 class ReviewQueue(DayOfScores):
@@ -687,6 +739,10 @@ class ReviewQueue(DayOfScores):
         default=0.95, significant=False,
         description="Confident: the spam or ham probability is at least this.")
 
+    def requires(self):
+        # the corpus and extra sources of today's configuration: their texts are labelled
+        return {"scores": self.scoring(), "corpus": DownloadCorpus()}
+
     def run(self):
         from pipeline import review_queue
 
@@ -699,7 +755,7 @@ class ReviewQueue(DayOfScores):
         with atomic_path(self.output().path) as temporary:
             queue.to_csv(temporary, index=False)
         self.status(f"{len(queue)} messages to review (version {version}, "
-                                f"threshold {threshold:.3f})")
+                    f"threshold {threshold:.3f}; already labelled messages left out)")
 
     @staticmethod
     def _threshold(version: int) -> float:
@@ -766,13 +822,13 @@ class MonitorScores(DayOfScores):
             counts["oov_tokens"], counts["url_messages"],
             monitoring.Reference.from_dict(reference), thresholds)
         summary.update(date=self.date.isoformat(), model_version=version,
-                       scores=self.requires().output().path)
+                       scores=self.scoring().output().path)
         with atomic_path(self.output().path) as temporary:
             _json_dump(Path(temporary), summary)
         root = outputs_root() / self.output_kind
         monitoring.write_report(root, thresholds, self.report_days)
         monitoring.write_prometheus(root / f"{PipelineSettings().model_name}.prom", summary,
-                                    self.date.isoformat(), self.requires().output_name(),
+                                    self.date.isoformat(), self.scoring().output_name(),
                                     version)
         verdict = "; ".join(summary["reasons"]) or "no drift"
         self.status(f"{summary['rows']:,} rows, psi {summary['psi']:.3f}, "

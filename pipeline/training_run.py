@@ -23,12 +23,14 @@ def encoded_inputs(texts: list[str], words: list[str], config: ModelConfig):
 
 
 def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
-                    max_ham_blocked: float, min_threshold: float,
+                    max_ham_blocked: float, min_threshold: float, min_source_ham: int = 100,
                     on_epoch: EpochCallback | None = None,
                     evaluation_sets: list[EvaluationSet] = (),
                     tensorboard_dir: Path | None = None) -> dict:
-    """Train on the train split, choose the threshold on validation, measure validation,
-    test and each evaluation set at that threshold. Returns the model, its history, the
+    """Train on the train split, choose the threshold on validation (the strictest of the
+    corpus and each extra source with at least ``min_source_ham`` validation ham; see
+    ``metrics.threshold_for_every_source``), measure validation, test and each evaluation
+    set at that threshold. Returns the model, its history, the
     metrics, and the scored test split and evaluation sets (``ScoredSet``). With
     ``tensorboard_dir``, training writes TensorBoard logs there. With ``teacher_weight``,
     the SVM teacher scores the training split out of fold first (:mod:`pipeline.teacher`;
@@ -46,8 +48,9 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
         tensorboard_dir, teacher_scores=teacher_scores)
     probabilities = {name: predict_probabilities(model, ids)
                      for name, (ids, _, _) in encoded.items() if name != "train"}
-    threshold = metrics.threshold_for_ham_blocked(
-        encoded["validation"][1], probabilities["validation"], max_ham_blocked, min_threshold)
+    threshold, set_by, by_source = _threshold_for_every_source(
+        table, encoded["validation"][1], probabilities["validation"], max_ham_blocked,
+        min_threshold, min_source_ham)
     scored = [ScoredSet("test", encoded["test"][2], encoded["test"][1], probabilities["test"])]
     for held_out in evaluation_sets:
         scored.append(ScoredSet(held_out.name, held_out.texts, held_out.labels,
@@ -56,7 +59,10 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     result = {
         "threshold": threshold,
         "threshold_rule": {"max_ham_blocked_on_validation": max_ham_blocked,
-                           "min_threshold": min_threshold},
+                           "min_threshold": min_threshold,
+                           "min_source_ham": min_source_ham,
+                           "set_by": set_by,
+                           "validation_by_source": by_source},
         "validation": metrics.classification_metrics(
             encoded["validation"][1], probabilities["validation"], threshold),
         "test": metrics.classification_metrics(
@@ -74,6 +80,19 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     return {"model": model, "history": history, "metrics": result, "scored": scored}
 
 
+def _threshold_for_every_source(table: pd.DataFrame, labels: np.ndarray,
+                                probabilities: np.ndarray, max_ham_blocked: float,
+                                min_threshold: float, min_source_ham: int
+                                ) -> tuple[float, str, dict]:
+    """:func:`metrics.threshold_for_every_source` on the validation part of each source
+    of the corpus table (the corpus first)."""
+    sources = table.loc[table["split"] == "validation", "source"].to_numpy()
+    validation = {source: (labels[sources == source], probabilities[sources == source])
+                  for source in corpus.sources_of(table)}
+    return metrics.threshold_for_every_source(validation, max_ham_blocked, min_threshold,
+                                              min_source_ham)
+
+
 def _metrics_by_source(table: pd.DataFrame, labels: np.ndarray, probabilities: np.ndarray,
                        threshold: float) -> dict:
     """Test metrics of each source of the corpus table (the corpus, then extra sources)."""
@@ -86,13 +105,15 @@ def _metrics_by_source(table: pd.DataFrame, labels: np.ndarray, probabilities: n
 def train_and_evaluate(table: pd.DataFrame, vocabulary_path: Path, config: ModelConfig,
                        max_ham_blocked: float, min_threshold: float, folder: Path,
                        on_epoch: EpochCallback | None = None,
-                       evaluation_sets: list[EvaluationSet] = ()) -> dict:
+                       evaluation_sets: list[EvaluationSet] = (),
+                       min_source_ham: int = 100) -> dict:
     """:func:`fit_and_measure`, then write ``model.keras``, ``history.json``,
     ``metrics.json`` and ``report/report.html`` into ``folder`` (and TensorBoard logs,
     written while training, into ``tensorboard/``); returns the metrics."""
     words = vocabulary.read_vocabulary(vocabulary_path)
-    run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold, on_epoch,
-                          evaluation_sets, tensorboard_dir=folder / "tensorboard")
+    run = fit_and_measure(table, words, config, max_ham_blocked, min_threshold,
+                          min_source_ham, on_epoch, evaluation_sets,
+                          tensorboard_dir=folder / "tensorboard")
     run["model"].save(folder / "model.keras")
     (folder / "history.json").write_text(json.dumps(run["history"], indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(run["metrics"], indent=2) + "\n")

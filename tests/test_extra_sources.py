@@ -114,9 +114,25 @@ def test_sources_are_deduplicated_split_on_their_own_and_recorded(tmp_path, smal
     assert "first occurrence wins" in stats["label_conflict_rule"]
     assert corpus.sources_of(table) == [corpus.CORPUS_SOURCE, "first", "second"]
 
-    copies = _read(_write(tmp_path, "copies.tsv", f"{plain.label.iloc[1]}\t{plain.text.iloc[1]}\n"))
-    with pytest.raises(corpus.CorpusError, match="every text of extra source .*copies.tsv"):
-        corpus.build_corpus_table(small_corpus, 0, 0.01, [copies])
+
+
+def test_a_source_whose_messages_all_repeat_is_accepted_with_one_warning(
+        small_pipeline, small_corpus, tmp_path, caplog):
+    """The same spam labelled again next week: the weekly retrain over feedback/*.csv must
+    not break on a file that adds nothing."""
+    plain, _ = corpus.build_corpus_table(small_corpus, 0, 0.01)
+    copies = _write(tmp_path, "copies.tsv", "".join(
+        f"{label}\t{text}\n" for label, text in zip(plain.label[:3], plain.text[:3])))
+    table, stats = corpus.build_corpus_table(small_corpus, 0, 0.01, [_read(copies)])
+    assert table.equals(plain)
+    [entry] = [s for s in stats["sources"] if s["name"] == "copies"]
+    assert entry["messages"] == 0 and entry["repeated_texts_dropped"] == 3
+    assert "every text of extra source" in entry["warning"]
+    with luigi_config({"DownloadCorpus": {"extra_sources": copies}}):
+        caplog.set_level("WARNING", logger="luigi-interface")
+        assert luigi.build([tasks.DownloadCorpus()], local_scheduler=True, log_level="WARNING")
+    warnings = [r.getMessage() for r in caplog.records if "adds nothing" in r.getMessage()]
+    assert len(warnings) == 1 and "copies.tsv" in warnings[0], warnings
 
 
 def test_the_fingerprint_follows_the_content_not_the_path(small_pipeline, tmp_path):

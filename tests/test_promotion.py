@@ -38,9 +38,11 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
         assert staged.is_dir(), "the refused candidate stays staged"
     assert serving.serving_versions(base) == [1]
     [refusal] = [r for r in serving.read_audit(base) if r["event"] == "refused"]
-    assert any("max_mcc_drop" in reason and "live version" in reason
+    assert any("a regression against the live version" in reason and "p = " in reason
                for reason in refusal["reasons"]), refusal
     assert refusal["live_version"] == 1
+    assert refusal["paired"]["spam"]["worse"] > refusal["paired"]["spam"]["better"]
+    assert set(refusal["verdicts"]) == {"ham", "spam"}
 
     with luigi_config(_with(_worse(settings), "PromoteVersion", force="true")):
         assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="CRITICAL")

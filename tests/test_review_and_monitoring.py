@@ -116,7 +116,7 @@ def test_the_review_queue_holds_the_doubtful_messages_and_reenters_as_a_source(
     with luigi_config(queue_settings):
         task = tasks.ReviewQueue(date=OTHER_DAY, input=str(day_file))
         assert _build(task) == luigi.LuigiStatusCode.SUCCESS
-        scores = pd.concat(batch_files.read_scores(task.requires().output().path))
+        scores = pd.concat(batch_files.read_scores(task.scoring().output().path))
         queue_path = task.output().path
         threshold = json.loads((outputs / "serving" / "spam_ham" / "1" / "assets.extra"
                                 / "provenance.json").read_text())["threshold"]

@@ -38,6 +38,57 @@ def test_chain_scores_every_input_row_then_a_rerun_does_nothing(small_chain, tmp
         assert _mtimes(small_chain["outputs"]) == before
 
 
+def test_a_file_edited_between_two_same_day_runs_is_scored_again(small_chain, tmp_path):
+    """Never answered with its old scores: the new content makes a new target, the old
+    one is kept, and each records the file it scored."""
+    messages = tmp_path / "mine.txt"
+    messages.write_text("see you at 8?\nWINNER!! claim your prize now\n", encoding="utf-8")
+    day = dt.date(2026, 1, 4)
+    with luigi_config(small_chain["settings"]):
+        first = tasks.BatchScore(input=str(messages), date=day)
+        assert luigi.build([first], local_scheduler=True, log_level="WARNING")
+        first_path = first.output().path
+        messages.write_text("a new message\nsee you at 8?\nand another one\n",
+                            encoding="utf-8")
+        again = tasks.BatchScore(input=str(messages), date=day)
+        assert not again.complete()
+        assert luigi.build([again], local_scheduler=True, log_level="WARNING")
+        second_path = again.output().path
+    assert second_path != first_path
+    old = pd.read_csv(first_path, keep_default_na=False)
+    new = pd.read_csv(second_path, keep_default_na=False)
+    assert old["text"].tolist() == ["see you at 8?", "WINNER!! claim your prize now"]
+    assert new["text"].tolist() == ["a new message", "see you at 8?", "and another one"]
+    record = json.loads(open(second_path + ".input.json").read())
+    assert record["rows"] == 3 and record["input"] == str(messages)
+    [stamp] = record["files"]
+    assert stamp["path"] == str(messages) and stamp["size"] == messages.stat().st_size
+    assert stamp["modified_ns"] == messages.stat().st_mtime_ns
+
+
+def test_a_file_changed_while_it_is_scored_publishes_nothing(small_chain, tmp_path):
+    from pipeline.input_stamp import InputChangedError
+
+    messages = tmp_path / "growing.txt"
+    messages.write_text("first line\n", encoding="utf-8")
+    with luigi_config(small_chain["settings"]):
+        score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 5))
+        score.set_status_message = score.set_progress_percentage = lambda value: None
+        original = score._record_input
+
+        def append_then_record(rows):  # the file grows after it was read
+            with open(messages, "a", encoding="utf-8") as handle:
+                handle.write("a late line\n")
+            original(rows)
+
+        score._record_input = append_then_record
+        with pytest.raises(InputChangedError, match="changed while it was being scored"):
+            for _ in score.run():
+                pass
+        assert not os.path.exists(score.output().path)
+        assert not list((small_chain["outputs"] / "scores" / "2026-01-05").glob("growing*"))
+
+
 def test_default_batch_is_the_corpus_test_split(small_chain):
     with luigi_config(small_chain["settings"]):
         score = tasks.BatchScore(date=dt.date(2026, 1, 3))
