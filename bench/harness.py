@@ -110,3 +110,38 @@ def publish(name: str, text: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text + "\n")
     print(text, flush=True)
+
+
+RESULTS_FILE = REPO / "bench" / "RESULTS.md"
+RESULTS_PREAMBLE = """# Benchmark results
+
+Written by the scripts in `bench/` (each replaces its own section): the one place for
+dated figures. Each section says when, on which commit and on which machine it was
+measured; these machines are shared and noisy, so compare figures of one section, not
+across sections.
+"""
+
+
+def record_result(name: str, text: str) -> None:
+    """Replace the section ``name`` of bench/RESULTS.md with ``text``, headed by the date,
+    the commit (``+`` when the tree had uncommitted changes) and the machine."""
+    import datetime as dt
+    import platform
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           cwd=REPO, capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()[0]
+    heading = f"## {name}"
+    section = "\n".join([
+        heading, "",
+        f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, commit {commit}"
+        f"{'+' if dirty else ''}, {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}, load {load:.2f} at the end", "",
+        f"`.venv/bin/python bench/{name}.py`", "", text.strip(), ""])
+    existing = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else RESULTS_PREAMBLE
+    sections = existing.split("\n## ")
+    kept = [sections[0].rstrip() + "\n"] + ["## " + s.rstrip() + "\n" for s in sections[1:]
+                                            if not s.startswith(name + "\n")]
+    RESULTS_FILE.write_text("\n".join(kept + [section]))

@@ -3,10 +3,19 @@ JSON Lines, Parquet, plain text: :data:`INPUT_FORMATS`) and writes (CSV, Parquet
 :data:`SINKS`, whose names are ``--BatchScore-output-format``'s choices), and reading
 back what it wrote. Every reader yields ``id``/``text`` chunks in file order; a file that
 cannot be read as a whole is refused with a clear error.
+
+Text is data: only ``\n`` and ``\r\n`` end a line, never a lone ``\r`` nor the other
+characters ``str.splitlines`` breaks at (U+0085, U+2028, ...). pandas' CSV parser also ends
+a row at a lone ``\r``, and pandas' own ``to_csv`` leaves a ``\r`` in a field unquoted, so
+a CSV/TSV file with a carriage return outside quotes is parsed with ``\n`` as the only line
+end, after taking the ``\r`` of each ``\r\n`` outside quotes away (:func:`_line_feed_only`).
 """
 from __future__ import annotations
 
+import io
 import json
+import mmap
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -62,16 +71,91 @@ def read_messages(path: Path | str, chunk_rows: int,
             f"{error.object[error.start:error.start + 8]!r}); re-encode it as UTF-8") from None
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _quoted_or(delimiter: str, ends: bytes) -> re.Pattern:
+    """A quoted field (a quote opens one only at the start of a field, as in pandas' and
+    Spark's parsers; ``""`` inside is a quote) or one of the line ends ``ends`` outside."""
+    d = re.escape(delimiter.encode())
+    return re.compile(rb'(?:(?<=[' + d + rb'\n])|\A(?:\xef\xbb\xbf)?)"(?:[^"]++|"")*+"|'
+                      + ends)
+
+
+def line_ends_outside_quotes(data, delimiter: str) -> Iterator[tuple[bytes, int]]:
+    """``(line end, offset)`` of each ``\r\n``, lone ``\r`` and lone ``\n`` of CSV/TSV
+    bytes (or an mmap) that is not inside a quoted field."""
+    for match in _quoted_or(delimiter, rb"\r\n|\r|\n").finditer(data):
+        if not match.group().startswith((b'"', b"\xef")):
+            yield match.group(), match.start()
+
+
+def _line_feed_only(data, delimiter: str) -> bytes:
+    """``data`` without the ``\r`` of each ``\r\n`` outside quoted fields, so that a
+    parser told that only ``\n`` ends a line reads every field exactly."""
+    pieces, start = [], 0
+    for match in _quoted_or(delimiter, rb"\r\n").finditer(data):
+        if match.group() == b"\r\n":
+            pieces.append(data[start:match.start()])
+            start = match.start() + 1
+    pieces.append(data[start:])
+    return b"".join(pieces)
+
+
+def _blank_looking_line(delimiter: str) -> bytes:
+    """A line of spaces (and tabs, in CSV) only: a message to Spark's parser, and skipped
+    as blank by pandas' unless quoted."""
+    spaces = rb" " if delimiter == "\t" else rb"[ \t]"
+    return rb"(?:(?<=\n)|\A)" + spaces + rb"+(?=\r?\n|\Z)"
+
+
+def _quote_blank_looking_lines(data: bytes, delimiter: str) -> bytes:
+    """``data`` with every line of spaces outside quoted fields quoted, so that pandas
+    reads it as the message it is (Spark does) instead of skipping it."""
+    pieces, start = [], 0
+    for match in _quoted_or(delimiter, _blank_looking_line(delimiter)).finditer(data):
+        if not match.group().startswith(b'"'):
+            pieces += [data[start:match.start()], b'"', match.group(), b'"']
+            start = match.end()
+    pieces.append(data[start:])
+    return b"".join(pieces)
+
+
+def has_lone_carriage_return(path: Path) -> bool:
+    """Whether the file holds a ``\r`` that is not followed by ``\n`` (a fast scan)."""
+    return _search(path, _LONE_CR)
+
+
+def _search(path: Path, pattern: re.Pattern) -> bool:
+    if path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                               access=mmap.ACCESS_READ) as data:
+        return pattern.search(data) is not None
+
+
 def _read_delimited(path: Path, chunk_rows: int, kind: str):
     with open(path, "rb") as handle:
         if b"\x00" in handle.read(1 << 20):
             raise BatchInputError(f"batch input {path} contains NUL bytes: is it really a "
                                   f"{kind.upper()} text file?")
         handle.seek(0)
+        sep = "," if kind == "csv" else "\t"
+        source, options = handle, {}
+        lone_cr = has_lone_carriage_return(path)
+        if lone_cr or _search(path, re.compile(_blank_looking_line(sep))):
+            # pandas would end a row at the lone \r, or skip a message of spaces: read
+            # the file whole (rare input; its size is held in memory once), with \n as
+            # the only line end and such lines quoted
+            data = handle.read()
+            if lone_cr:
+                data = _line_feed_only(data, sep)
+                options = {"lineterminator": "\n"}
+            source = io.BytesIO(_quote_blank_looking_lines(data, sep))
         try:
-            reader = pd.read_csv(handle, sep="," if kind == "csv" else "\t", dtype=str,
+            reader = pd.read_csv(source, sep=sep, dtype=str,
                                  keep_default_na=False, na_filter=False, chunksize=chunk_rows,
-                                 encoding="utf-8", engine="c")
+                                 encoding="utf-8", engine="c", **options)
         except pd.errors.EmptyDataError:
             raise BatchInputError(f"batch input {path} is empty: expected a header line "
                                   "with a 'text' column") from None
@@ -83,9 +167,9 @@ def _read_delimited(path: Path, chunk_rows: int, kind: str):
                 header = list(first.columns) if first is not None else _header(path, kind)
                 _check_columns(path, header)
                 if first is not None:
-                    yield first, handle.tell()
+                    yield first, source.tell()
                 for chunk in chunks:
-                    yield chunk, handle.tell()
+                    yield chunk, source.tell()
             except pd.errors.ParserError as error:
                 raise BatchInputError(f"batch input {path} is not valid {kind.upper()}: "
                                       f"{error}") from None
@@ -98,25 +182,35 @@ def _header(path: Path, kind: str) -> list[str]:
 
 def _check_columns(path: Path, columns: list[str]) -> None:
     if "text" not in columns:
+        hint = ("; its lines end with a lone carriage return (classic Mac OS), and only \\n "
+                "or \\r\\n end a line: convert it, e.g. tr '\\r' '\\n'"
+                if any("\r" in str(column) for column in columns) else "")
         raise BatchInputError(f"batch input {path} has no 'text' column (columns: {columns}); "
-                              "name the message column 'text'")
+                              f"name the message column 'text'{hint}")
+
+
+def json_line_problem(line: bytes | str) -> str | None:
+    """What is wrong with one line of a JSON Lines input (the same rule for both
+    engines), or None: each line holds one JSON object with a string ``text``."""
+    if not line.strip():
+        return 'is empty; every line must be a JSON object like {"text": "..."}'
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        return f"is not JSON: {error}"
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        return f"has no string 'text' field: {line[:80]!r}"
+    return None
 
 
 def _read_json_lines(path: Path, chunk_rows: int, kind: str):
     with open(path, "rb") as handle:
         ids, texts = [], []
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                raise BatchInputError(f"batch input {path} line {number} is empty; every "
-                                      'line must be a JSON object like {"text": "..."}')
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise BatchInputError(f"batch input {path} line {number} is not JSON: "
-                                      f"{error}") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise BatchInputError(f"batch input {path} line {number} has no string "
-                                      f"'text' field: {line[:80]!r}")
+            problem = json_line_problem(line)
+            if problem:
+                raise BatchInputError(f"batch input {path} line {number} {problem}")
+            record = json.loads(line)
             # no id: the row number, as read_messages numbers rows of the other formats
             ids.append(str(record["id"]) if "id" in record else str(number))
             texts.append(record["text"])
@@ -152,8 +246,9 @@ def _read_parquet(path: Path, chunk_rows: int, kind: str):
 def _read_lines(path: Path, chunk_rows: int, kind: str):
     with open(path, "rb") as handle:
         texts: list[str] = []
-        for line in handle:
-            texts.append(line.rstrip(b"\n").rstrip(b"\r").decode("utf-8"))
+        for line in handle:  # binary lines end at b"\n" only
+            line = line[:-1] if line.endswith(b"\n") else line
+            texts.append((line[:-1] if line.endswith(b"\r") else line).decode("utf-8"))
             if len(texts) == chunk_rows:
                 yield pd.DataFrame({"text": texts}), handle.tell()
                 texts = []
@@ -197,6 +292,8 @@ def read_scores(path: Path | str, chunk_rows: int = 50_000) -> Iterator[pd.DataF
     else:
         types = {field.name: field.type for field in _output_schema()}
         batches = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 24),
+                                  # texts may hold quoted line breaks, even at a block's end
+                                  parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                                   convert_options=pa_csv.ConvertOptions(
                                       column_types=types, strings_can_be_null=False))
     for batch in batches:

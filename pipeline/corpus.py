@@ -6,6 +6,7 @@ only the ``SMSSpamCollection`` member is ever decompressed; nothing is extracted
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import time
@@ -214,7 +215,7 @@ def parse_corpus(data: bytes, max_malformed_share: float = 0.01) -> ParsedCorpus
     if lines and lines[-1] == "":
         lines.pop()
     for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
+        line = line[:-1] if line.endswith("\r") else line  # \r\n ends a line; \r is data
         label, tab, message = line.partition("\t")
         if not tab:
             malformed["no_tab"] += 1
@@ -381,6 +382,13 @@ def read_source(data: bytes, spec: SourceSpec) -> LabelledMessages:
         return parse_labelled(data, spec.location, SOURCES_SETTING)
     except LabelledFileError as error:
         raise CorpusError(f"extra source {error}") from None
+
+
+def write_corpus_table(table: pd.DataFrame, path: Path | str) -> None:
+    """Write a table of :func:`build_corpus_table` for :func:`read_corpus_table`. Every
+    text is quoted: pandas leaves a lone ``\r`` bare otherwise, and a reader would end the
+    row there."""
+    table.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def read_corpus_table(path: Path | str) -> pd.DataFrame:

@@ -9,6 +9,17 @@ Accepted formats, UTF-8 (a byte-order mark is allowed):
 - JSON Lines (``.jsonl``, ``.ndjson``, or a first line that starts with ``{``): one object
   per line with ``label`` and ``text`` keys.
 
+Text is data: only ``\n`` and ``\r\n`` end a line. A lone ``\r``, U+0085, U+2028, U+2029,
+``\x0b``, ``\x0c`` and ``\x1c``-``\x1e`` (where ``str.splitlines`` would also break) stay in
+the message, so ``ham<TAB>Haha<U+0085>I know`` is one message.
+
+Spreadsheets evaluate cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return, so the review queue file holds such texts with a leading apostrophe
+(``pipeline.spreadsheet_cells``, OWASP "CSV injection"). In CSV and TSV files with a header,
+the table formats spreadsheets write, each text cell is restored
+(:func:`~pipeline.spreadsheet_cells.restore_cell`), so a labelled copy of a review file
+gives back the exact texts; ``label<TAB>text`` lines and JSON Lines are read as they are.
+
 Labels are ``ham`` or ``spam`` in any case. Anything else, an empty text, a missing
 column, bytes that are not UTF-8, NUL bytes or an empty file is an error that names the
 file and the line: a labelled row is never skipped without a word.
@@ -19,11 +30,14 @@ import csv
 import hashlib
 import io
 import json
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
+
+from pipeline.spreadsheet_cells import restore_cell
 
 LABELS = ("ham", "spam")
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -111,7 +125,7 @@ def _parse(data: bytes, location: str) -> LabelledMessages:
 def _rows(content: str, location: str) -> list[tuple[int, str, str]]:
     """``(line number, label, text)`` of each non-blank record."""
     suffix = _path_of(location).suffix.lower()
-    first = content.lstrip().split("\n", 1)[0].rstrip("\r")
+    first = next(_lines(content.lstrip()), (0, ""))[1]
     if suffix in JSON_LINES_SUFFIXES or first.startswith("{"):
         return _json_lines(content, location)
     delimiter = "," if suffix == ".csv" else "\t"
@@ -119,7 +133,7 @@ def _rows(content: str, location: str) -> list[tuple[int, str, str]]:
     if "label" in header or "text" in header or suffix == ".csv":
         return _table_rows(content, delimiter, location)
     rows = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in _lines(content):
         if not line.strip():
             continue
         label, tab, message = line.partition("\t")
@@ -131,9 +145,34 @@ def _rows(content: str, location: str) -> list[tuple[int, str, str]]:
     return rows
 
 
+def _lines(content: str):
+    """``(line number, line)`` of each line: lines end at ``\n`` only, and lose one
+    ``\r`` before it (``\r\n``); other line breaks ``str.splitlines`` knows are data."""
+    for number, line in enumerate(content.split("\n"), start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
+
+
 def _table_rows(content: str, delimiter: str, location: str) -> list[tuple[int, str, str]]:
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader, [])]
+    try:
+        return _table_fields(content, delimiter, location)
+    except csv.Error as error:
+        raise LabelledFileError(f"{location} is not valid {'CSV' if delimiter == ',' else 'TSV'}"
+                                f": {error}") from None
+
+
+def _table_fields(content: str, delimiter: str, location: str) -> list[tuple[int, str, str]]:
+    # The csv module ends a row at a lone \r even in lines that end at \n only: a lone \r
+    # becomes a character the file does not hold while it parses, and \r again after.
+    stand_in = "\r"
+    if re.search("\r(?!\n)", content):
+        stand_in = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in content)
+        content = re.sub("\r(?!\n)", stand_in, content)
+
+    def restored(field: str) -> str:
+        return field.replace(stand_in, "\r")
+
+    reader = csv.reader(io.StringIO(content, newline="\n"), delimiter=delimiter)
+    header = [restored(name).strip().lower() for name in next(reader, [])]
     missing = [column for column in ("label", "text") if column not in header]
     if missing:
         raise LabelledFileError(
@@ -151,13 +190,14 @@ def _table_rows(content: str, delimiter: str, location: str) -> list[tuple[int, 
             raise LabelledFileError(
                 f"{location}, line {line}: {len(fields)} fields, expected {len(header)} as in "
                 "its header")
-        rows.append((line, fields[label_at], fields[text_at]))
+        rows.append((line, restored(fields[label_at]),
+                     restore_cell(restored(fields[text_at]))))
     return rows
 
 
 def _json_lines(content: str, location: str) -> list[tuple[int, str, str]]:
     rows = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in _lines(content):
         if not line.strip():
             continue
         try:

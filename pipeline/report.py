@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import metrics  # noqa: E402
+from pipeline.spreadsheet_cells import write_spreadsheet_csv  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def write_report(folder: Path, history: list[dict], result: dict,
     _confusion_matrix(result["test"]["confusion_matrix"], folder / "confusion_matrix.png")
     _roc_and_pr(test.labels, test.probabilities, result["test"], folder / "roc_pr.png")
     wrong = _misclassified(test.texts, test.labels, test.probabilities, threshold)
-    wrong.to_csv(folder / "misclassified.csv", index=False)
+    write_spreadsheet_csv(wrong, folder / "misclassified.csv", ("text",))
     sections = []
     for scored_set in held_out:
         stem = re.sub(r"[^\w.-]", "_", scored_set.name)
@@ -53,7 +54,7 @@ def write_report(folder: Path, history: list[dict], result: dict,
                     folder / f"roc_pr_{stem}.png")
         set_wrong = _misclassified(scored_set.texts, scored_set.labels,
                                    scored_set.probabilities, threshold)
-        set_wrong.to_csv(folder / f"misclassified_{stem}.csv", index=False)
+        write_spreadsheet_csv(set_wrong, folder / f"misclassified_{stem}.csv", ("text",))
         sections.append(_evaluation_section(scored_set.name, stem, at, set_wrong))
     page = folder / "report.html"
     page.write_text(_page(result, wrong, "".join(sections)), encoding="utf-8")

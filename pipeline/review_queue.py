@@ -5,15 +5,23 @@ The queue holds the messages closest to the decision threshold, where a label he
 next model most, plus a small random sample of confident ones, so that confident
 mistakes (a new kind of spam scored as plainly ham) are seen too. Each text appears once.
 A labelled copy of the queue is an extra training source as it is
-(``[DownloadCorpus] extra_sources``).
+(``[DownloadCorpus] extra_sources``); messages already labelled (in the training corpus or
+an extra source) are left out, for a second label teaches nothing.
+
+People open the queue file in a spreadsheet, so :func:`write_review_file` neutralises
+cells a spreadsheet would evaluate as formulas (``pipeline.spreadsheet_cells``); the
+labelled-file reader restores them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
+
+from pipeline.spreadsheet_cells import write_spreadsheet_csv
 
 QUEUE_COLUMNS = ["id", "text", "spam_probability", "model_version", "reason", "label"]
 NEAR_THRESHOLD = "near threshold"
@@ -34,12 +42,14 @@ class QueuePolicy:
     seed: int = 0
 
 
-def review_queue(chunks: Iterable[pd.DataFrame], threshold: float, policy: QueuePolicy
-                 ) -> pd.DataFrame:
+def review_queue(chunks: Iterable[pd.DataFrame], threshold: float, policy: QueuePolicy,
+                 labelled_texts: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
     """Choose the messages to label from scored chunks (``batch_files.read_scores``).
 
     Reads chunk by chunk and keeps only the best candidates, so memory does not grow with
     the day. Closeness is measured in log-odds, so 0.9 vs 0.5 and 0.1 vs 0.5 are as far.
+    Messages whose text is in ``labelled_texts`` (already in the training corpus or an
+    extra source) are left out.
     """
     rng = np.random.default_rng(policy.seed)
     near = pd.DataFrame()
@@ -47,6 +57,8 @@ def review_queue(chunks: Iterable[pd.DataFrame], threshold: float, policy: Queue
     rows = 0
     for chunk in chunks:
         rows += len(chunk)
+        if labelled_texts:
+            chunk = chunk[~chunk["text"].isin(labelled_texts)]
         p = chunk["spam_probability"].to_numpy(np.float64)
         chunk = chunk.assign(distance=np.abs(_log_odds(p) - _log_odds(np.float64(threshold))),
                              draw=rng.random(len(chunk)))
@@ -60,6 +72,12 @@ def review_queue(chunks: Iterable[pd.DataFrame], threshold: float, policy: Queue
     queue = pd.concat([near.assign(reason=NEAR_THRESHOLD),
                        sample.assign(reason=CONFIDENT_SAMPLE)], ignore_index=True)
     return queue.assign(label="")[QUEUE_COLUMNS]
+
+
+def write_review_file(queue: pd.DataFrame, path: Path | str) -> None:
+    """Write the queue as UTF-8 CSV with a header, its ``id`` and ``text`` cells
+    neutralised against formula evaluation (``spreadsheet_cells.write_spreadsheet_csv``)."""
+    write_spreadsheet_csv(queue, path, ("id", "text"))
 
 
 def _best(frame: pd.DataFrame, key: str, keep: int) -> pd.DataFrame:

@@ -106,7 +106,11 @@ def read_audit(base: Path) -> list[dict]:
     path = audit_log_path(base)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # Lines end at \n only. append_audit escapes every non-ASCII character, but a record
+    # written with ensure_ascii=False holds U+2028 and the like raw, where str.splitlines
+    # breaks (and read_text() would turn a raw \r into \n).
+    return [json.loads(line) for line in path.read_bytes().decode("utf-8").split("\n")
+            if line.strip()]
 
 
 @contextlib.contextmanager

@@ -109,18 +109,26 @@ def spark_session(master: str, conf: dict[str, str], app_name: str):
 def read_input(spark, location: str, files: list[str], kind: str):
     """A DataFrame of the input's ``id`` (string) and ``text``; an input without ids gets
     their 1-based position in the input (files in path order, rows in file order), as the
-    local engine numbers them."""
+    local engine numbers them.
+
+    Only ``\n`` and ``\r\n`` end a line, as in the local engine: Spark's text and JSON
+    readers would also end one at a lone ``\r``, so they are told ``lineSep="\n"`` and a
+    text line loses one trailing ``\r``. See :func:`_read_delimited` for CSV/TSV.
+    """
     from pyspark.sql import functions as F
 
     paths = files or [location]
     reader = spark.read
     if kind in ("csv", "tsv"):
-        frame = reader.options(header=True, sep="," if kind == "csv" else "\t",
-                               multiLine=True, escape='"', mode="FAILFAST").csv(paths)
+        frame = _read_delimited(spark, location, files, kind)
     elif kind == "json":
-        frame = reader.options(mode="FAILFAST").json(paths)
+        _check_json_lines(spark, paths, location)
+        frame = reader.options(mode="FAILFAST", lineSep="\n").json(paths)
     elif kind == "text":
-        frame = reader.text(paths).withColumnRenamed("value", "text")
+        value = F.col("value")
+        frame = reader.options(lineSep="\n").text(paths).select(
+            F.when(value.endswith("\r"), F.expr("substring(value, 1, length(value) - 1)"))
+            .otherwise(value).alias("text"))
     else:
         frame = reader.parquet(*paths)
     if "text" not in frame.columns:
@@ -135,6 +143,79 @@ def read_input(spark, location: str, files: list[str], kind: str):
                            F.monotonically_increasing_id().alias("row")).sort("file", "row")
     numbered = ordered.rdd.zipWithIndex().map(lambda pair: (str(pair[1] + 1), pair[0][0]))
     return numbered.toDF("id string, text string")
+
+
+def _read_delimited(spark, location: str, files: list[str], kind: str):
+    """CSV/TSV with Spark's parser, told each file's line end (``lineSep``): left to
+    itself it takes the first line's end for the whole file, ends lines at a lone ``\r``
+    in a file whose first line does, and turns ``\r\n`` inside quoted fields into ``\n``.
+    A remote input cannot be looked at here and is left to Spark's detection."""
+    from functools import reduce
+
+    delimiter = "," if kind == "csv" else "\t"
+    options = {"header": True, "sep": delimiter, "multiLine": True, "escape": '"',
+               "mode": "FAILFAST"}
+    if not files:
+        return spark.read.options(**options).csv([location])
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        groups.setdefault(_line_separator(path, delimiter), []).append(path)
+    frames = [spark.read.options(lineSep=separator, **options).csv(paths)
+              for separator, paths in groups.items()]
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def _line_separator(path: str, delimiter: str) -> str:
+    """``\r\n`` or ``\n``: how the lines of a local CSV/TSV file end (its first line
+    tells). Spark takes one line end per file, so a file that mixes both outside quoted
+    fields is refused (the local engine reads it)."""
+    import mmap
+
+    from pipeline.batch_files import line_ends_outside_quotes
+
+    if os.path.getsize(path) == 0:
+        return "\n"
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                               access=mmap.ACCESS_READ) as data:
+        first = data.find(b"\n")
+        crlf = first > 0 and data[first - 1] == ord("\r")
+        other = rb"(?<!\r)\n" if crlf else rb"\r\n"
+        if re.search(other, data):  # maybe only inside quoted fields
+            unwanted = b"\n" if crlf else b"\r\n"
+            for end, offset in line_ends_outside_quotes(data, delimiter):
+                if end == unwanted:
+                    line = data[:offset].count(b"\n") + 1
+                    raise BatchInputError(
+                        f"batch input {path}, line {line} ends with {end.decode()!r} but the "
+                        f"first line with {'CRLF' if crlf else 'LF'}: Spark reads one kind of "
+                        "line end per file; convert the file (dos2unix or unix2dos) or score "
+                        "it with --engine local")
+    return "\r\n" if crlf else "\n"
+
+
+def _check_json_lines(spark, paths: list[str], location: str) -> None:
+    """Refuse JSON Lines that the local engine refuses: Spark's JSON reader skips empty
+    lines and ignores what follows the first object on a line (``{...}\\r{...}``), which
+    would drop rows without a word."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.options(lineSep="\n").text(paths).select(
+        F.input_file_name().alias("file"), "value")
+    bad = lines.mapInPandas(_json_problems, "file string, problem string").limit(1).collect()
+    if bad:
+        raise BatchInputError(f"batch input {location}: a line of {bad[0]['file']} "
+                              f"{bad[0]['problem']}")
+
+
+def _json_problems(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    from pipeline.batch_files import json_line_problem
+
+    for chunk in chunks:
+        for file, line in zip(chunk["file"], chunk["value"]):
+            problem = json_line_problem(line)
+            if problem:
+                yield pd.DataFrame({"file": [file], "problem": [problem]})
+                return
 
 
 def spread(frame, spark):

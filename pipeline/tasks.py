@@ -169,7 +169,7 @@ class DownloadCorpus(PipelineTask):
                 logger.warning("%s; it is kept in [DownloadCorpus] extra_sources and "
                                "trains nothing", source["warning"])
         with atomic_directory(self.output_folder()) as folder:
-            table.to_csv(folder / "messages.csv", index=False)
+            corpus.write_corpus_table(table, folder / "messages.csv")
             _json_dump(folder / "stats.json", {**stats, "sha256": digest, "url": self.url})
 
     def _report_bytes(self, received: int, total: int | None) -> None:
@@ -751,9 +751,12 @@ class ReviewQueue(DayOfScores):
         policy = review_queue.QueuePolicy(self.max_rows, self.confident_rows,
                                           self.confident_probability,
                                           seed=self.date.toordinal())
-        queue = review_queue.review_queue(chunks, threshold, policy)
+        labelled = corpus.read_corpus_table(  # (input() is shadowed by --input)
+            Path(getpaths(self.requires())["corpus"].path) / "messages.csv")
+        queue = review_queue.review_queue(chunks, threshold, policy,
+                                          labelled_texts=frozenset(labelled["text"]))
         with atomic_path(self.output().path) as temporary:
-            queue.to_csv(temporary, index=False)
+            review_queue.write_review_file(queue, temporary)
         self.status(f"{len(queue)} messages to review (version {version}, "
                     f"threshold {threshold:.3f}; already labelled messages left out)")
 

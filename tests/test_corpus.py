@@ -150,5 +150,19 @@ def test_fetch_gives_up_with_a_clear_error_when_nothing_answers():
 def test_texts_that_look_like_missing_values_stay_text(tmp_path):
     table, _ = corpus.build_corpus_table(b"ham\tNA\nham\tnull\nspam\tWIN\n", 0, 0.0)
     path = tmp_path / "m.csv"
-    table.to_csv(path, index=False)
+    corpus.write_corpus_table(table, path)
     assert corpus.read_corpus_table(path)["text"].tolist() == ["NA", "null", "WIN"]
+
+
+def test_only_a_line_feed_ends_a_corpus_line_and_the_table_keeps_every_text(tmp_path):
+    """U+0085, U+2028, lone carriage returns...: data, in the corpus and in messages.csv
+    (pandas leaves a lone \r unquoted unless told to quote every text)."""
+    texts = ["a\rb", "c\u0085d", "e\u2028f\u2029", "g\x0bh\x0c", "i\x1cj\x1dk\x1e", "l\r",
+             "\rm"]
+    data = "".join(f"ham\t{text}\r\n" for text in texts).encode()
+    parsed = corpus.parse_corpus(data, max_malformed_share=0.0)
+    assert parsed.messages["text"].tolist() == texts and parsed.lines == len(texts)
+    table, _ = corpus.build_corpus_table(data, 0, 0.0)
+    path = tmp_path / "messages.csv"
+    corpus.write_corpus_table(table, path)
+    assert corpus.read_corpus_table(path).equals(table)
