@@ -28,7 +28,6 @@ MODEL_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 MONITORING_CONFIG = "monitoring.config"
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
-TF_SERVING_IMAGE = "tensorflow/serving:2.21.0"  # the same release as tensorflow==2.21.0
 
 
 @dataclass(frozen=True)

@@ -178,29 +178,6 @@ def write_warmup_requests(path: Path, model_name: str) -> None:
             writer.write(log.SerializeToString())
 
 
-def write_monitoring_reference(export_dir: Path, vocabulary: list[str],
-                               test_texts: list[str]) -> dict:
-    """Store what the model saw at training time beside the export: its vocabulary, and
-    the scores (through its ``serving_default`` signature) and token statistics of the
-    test split. Returns the reference."""
-    from pipeline import monitoring, scoring
-    from pipeline.exported_model import ServingSignature
-
-    probabilities, labels = scoring.score_texts(test_texts, ServingSignature(export_dir), 1024)
-    counts = text.token_statistics(test_texts, text.make_lookup(vocabulary))
-    reference = monitoring.Reference(
-        histogram=monitoring.score_histogram(probabilities), rows=len(test_texts),
-        spam_share=float(np.mean(labels == CLASS_NAMES[1])),
-        mean_probability=float(np.mean(probabilities)),
-        oov_share=counts["oov_tokens"] / max(counts["word_tokens"], 1),
-        url_share=counts["url_messages"] / max(counts["messages"], 1))
-    (export_dir / VOCABULARY_FILE).write_text("".join(w + "\n" for w in vocabulary),
-                                              encoding="utf-8")
-    (export_dir / MONITORING_REFERENCE_FILE).write_text(
-        json.dumps(reference.as_dict(), indent=2) + "\n")
-    return reference.as_dict()
-
-
 def code_version() -> str:
     """``git describe`` of the checkout running the pipeline, or ``unknown``."""
     try:

@@ -1,7 +1,9 @@
 """Load an export: its ``serving_default`` signature in TF2 (as BatchScore runs it), the
 whole export in a TF1 session (as ``tensorflow_model_server`` runs it), its warmup
-requests, provenance and monitoring reference; measure it on labelled messages; and load
-the live version of a model base path. (Writing an export: :mod:`pipeline.export`.)
+requests, provenance and monitoring reference; measure it on labelled messages (and store
+the monitoring reference, the test split measured through it); and load the live version
+of a model base path. (Writing an export: :mod:`pipeline.export`, which never imports this
+module.)
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline.export import (MONITORING_REFERENCE_FILE, PROVENANCE_FILE, SERVING_DEFAULT,
-                             VOCABULARY_FILE, WARMUP_FILE)
+from pipeline.export import (CLASS_NAMES, MONITORING_REFERENCE_FILE, PROVENANCE_FILE,
+                             SERVING_DEFAULT, VOCABULARY_FILE, WARMUP_FILE)
 
 logger = logging.getLogger("luigi-interface")
 
@@ -111,6 +113,28 @@ class ExportEvaluator:
         probabilities, _ = scoring.score_texts(texts, self.signature, batch_size)
         return (metrics.classification_metrics(labels, probabilities, self.threshold),
                 np.asarray(probabilities, float) >= self.threshold)
+
+
+def write_monitoring_reference(export_dir: Path, vocabulary: list[str],
+                               test_texts: list[str]) -> dict:
+    """Store what the model saw at training time beside the export: its vocabulary, and
+    the scores (through its ``serving_default`` signature) and token statistics of the
+    test split. Returns the reference."""
+    from pipeline import monitoring, scoring, text
+
+    probabilities, labels = scoring.score_texts(test_texts, ServingSignature(export_dir), 1024)
+    counts = text.token_statistics(test_texts, text.make_lookup(vocabulary))
+    reference = monitoring.Reference(
+        histogram=monitoring.score_histogram(probabilities), rows=len(test_texts),
+        spam_share=float(np.mean(labels == CLASS_NAMES[1])),
+        mean_probability=float(np.mean(probabilities)),
+        oov_share=counts["oov_tokens"] / max(counts["word_tokens"], 1),
+        url_share=counts["url_messages"] / max(counts["messages"], 1))
+    (export_dir / VOCABULARY_FILE).write_text("".join(w + "\n" for w in vocabulary),
+                                              encoding="utf-8")
+    (export_dir / MONITORING_REFERENCE_FILE).write_text(
+        json.dumps(reference.as_dict(), indent=2) + "\n")
+    return reference.as_dict()
 
 
 def load_live_signature(base: Path, version: int | None, concurrent_batches: int = 1):

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from datetime import date as Date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable, Iterable
 
 import matplotlib
 
@@ -100,6 +101,30 @@ class Reference:
         return cls(histogram=[int(c) for c in data["histogram"]], rows=int(data["rows"]),
                    **{k: float(data[k]) for k in ("spam_share", "mean_probability",
                                                   "oov_share", "url_share")})
+
+
+def summarise_day(chunks: Iterable[pd.DataFrame], words: list[str], reference: Reference,
+                  thresholds: DriftThresholds,
+                  on_rows: Callable[[int], None] | None = None) -> dict:
+    """:func:`day_summary` of a day's scored chunks (``batch_files.read_scores``), read
+    chunk by chunk: its probabilities and labels, and its messages' word tokens counted
+    against the export's vocabulary ``words``. ``on_rows`` gets the rows read so far."""
+    from pipeline import text  # TensorFlow ops: imported when a day is summarised
+
+    lookup = text.make_lookup(words)
+    probabilities, spam = [], []
+    counts = {"messages": 0, "word_tokens": 0, "oov_tokens": 0, "url_messages": 0}
+    for chunk in chunks:
+        probabilities.append(chunk["spam_probability"].to_numpy(np.float64))
+        spam.append((chunk["label"] == "spam").to_numpy())
+        for key, value in text.token_statistics(chunk["text"].tolist(), lookup).items():
+            counts[key] += value
+        if on_rows:
+            on_rows(counts["messages"])
+    return day_summary(np.concatenate(probabilities) if probabilities else np.empty(0),
+                       np.concatenate(spam) if spam else np.empty(0, bool),
+                       counts["word_tokens"], counts["oov_tokens"], counts["url_messages"],
+                       reference, thresholds)
 
 
 def day_summary(probabilities: np.ndarray, spam_labels: np.ndarray, word_tokens: int,

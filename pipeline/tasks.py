@@ -26,6 +26,7 @@ from pipeline.atomic_output import atomic_directory, atomic_path
 from pipeline.labelled_files import name_of
 from pipeline.model_config import DEFAULTS as MODEL_DEFAULTS
 from pipeline.model_config import OPTIMIZERS, POOLINGS, RNN_TYPES, ModelConfig
+from pipeline.settings import PipelineSettings, outputs_root, serving_base  # noqa: F401
 
 logger = logging.getLogger("luigi-interface")
 
@@ -33,30 +34,25 @@ UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collect
 PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
 
 
-class PipelineSettings(luigi.Config):
-    """``[pipeline]``: settings shared by every task (``--pipeline-outputs-root`` ...)."""
-
-    @classmethod
-    def get_task_family(cls) -> str:
-        return "pipeline"  # the section's name, not the class's
-
-    outputs_root = luigi.Parameter(default="outputs",
-                                   description="Folder that holds every target.")
-    model_name = luigi.Parameter(default="spam_ham",
-                                 description="TF Serving model name and base-path folder.")
-
-
-def outputs_root() -> Path:
-    return Path(PipelineSettings().outputs_root)
-
-
-def serving_base() -> Path:
-    """The ``--model_base_path`` of tensorflow_model_server."""
-    return outputs_root() / "serving" / PipelineSettings().model_name
-
-
 def _json_dump(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class TodayParameter(luigi.DateParameter):
+    """A date whose default is the day the task is instantiated, not the day its module
+    was imported: a worker or scheduler process started yesterday schedules today.
+
+    Luigi reads a parameter's default from its ``_default`` attribute; there is no
+    public hook for a default computed per task (tests/test_tasks.py fails loudly if an
+    upgrade changes that)."""
+
+    @property
+    def _default(self) -> dt.date:
+        return dt.date.today()
+
+    @_default.setter
+    def _default(self, value) -> None:  # set by Parameter.__init__; today always wins
+        pass
 
 
 class StatusReporting(luigi.Task):
@@ -174,8 +170,8 @@ class DownloadCorpus(PipelineTask):
 
     def _report_bytes(self, received: int, total: int | None) -> None:
         if total:
-            self.set_progress_percentage(round(100 * received / total))
-        self.set_status_message(f"downloaded {received:,} bytes"
+            self.progress(round(100 * received / total))
+        self.status(f"downloaded {received:,} bytes"
                                 + (f" of {total:,}" if total else ""))
 
 
@@ -295,14 +291,14 @@ class TrainRNN(PipelineTask):
                               for field in fields(ModelConfig)})
 
     def _report_epoch(self, epoch: int, logs: dict) -> None:
-        self.set_progress_percentage(round(100 * epoch / self.epochs))
+        self.progress(round(100 * epoch / self.epochs))
         served = (f"val_served_loss {logs['val_served_loss']:.4f}, "  # the stopping loss of
                   if "val_served_loss" in logs else "")  # the n-gram member or an ensemble
         message = (f"epoch {epoch}/{self.epochs}: {served}"
                    f"val_loss {logs.get('val_loss', 0):.4f}, "
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")
-        self.set_status_message(message)
+        self.status(message)
         logger.info(message)
 
 
@@ -320,7 +316,7 @@ class ExportSavedModel(PipelineTask):
     def run(self):
         import keras
 
-        from pipeline import export, vocabulary
+        from pipeline import export, exported_model, vocabulary
 
         training = self.input_folder("training")
         model = keras.models.load_model(training / "model.keras", safe_mode=True)
@@ -347,8 +343,8 @@ class ExportSavedModel(PipelineTask):
                                      char_gram_buckets=trained_with.get("char_gram_buckets", 0),
                                      word_grams=trained_with.get("word_grams", 0))
             table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
-            export.write_monitoring_reference(folder, words,
-                                              corpus.texts_and_labels(table, "test")[0])
+            exported_model.write_monitoring_reference(
+                folder, words, corpus.texts_and_labels(table, "test")[0])
 
 
 class ServedVersionTarget(luigi.Target):
@@ -486,8 +482,7 @@ class BatchScore(PipelineTask):
     part files, globs, cluster URIs) into a Parquet dataset, on the master of ``[spark]``.
     """
 
-    date = luigi.DateParameter(default=dt.date.today(),
-                               description="Partition: scores/<date>/.")
+    date = TodayParameter(description="Partition: scores/<date>/ (default: today).")
     input = luigi.Parameter(default="", description="Messages to score (CSV, TSV, JSON "
                                                     "Lines, Parquet or a text file).")
     input_pattern = luigi.Parameter(
@@ -569,9 +564,9 @@ class BatchScore(PipelineTask):
                            for shard in range(self.shards)]
             yield shard_tasks
             parts = [Path(task.output().path) for task in shard_tasks]
-            self.set_status_message(f"joining {len(parts)} shards")
+            self.status(f"joining {len(parts)} shards")
             rows = self._write(lambda sink: scoring.join_shards(parts, sink))
-            self.set_status_message(f"joined {rows:,} rows from {len(parts)} shards")
+            self.status(f"joined {rows:,} rows from {len(parts)} shards")
             return
         from pipeline import exported_model
 
@@ -583,8 +578,8 @@ class BatchScore(PipelineTask):
         rows = self._write(lambda sink: scoring.score_messages(
             messages, sink, signature, version, self.batch_size, self.concurrent_batches,
             on_progress=self._report_rows))
-        self.set_progress_percentage(100)
-        self.set_status_message(f"scored {rows:,} rows with version {version}")
+        self.progress(100)
+        self.status(f"scored {rows:,} rows with version {version}")
 
     def _run_on_spark(self, version: int | None) -> None:
         """Score with Spark into a Parquet dataset, published whole or not at all.
@@ -650,13 +645,13 @@ class BatchScore(PipelineTask):
         return test.rename(columns={"line": "id"}).reset_index(drop=True)
 
     def _report_rows(self, rows: int) -> None:
-        self.set_status_message(f"scored {rows:,} rows")
+        self.status(f"scored {rows:,} rows")
 
     def _report_fraction(self, fraction: float) -> None:
-        self.set_progress_percentage(round(100 * fraction))
+        self.progress(round(100 * fraction))
 
 
-class ScoreShard(luigi.Task):
+class ScoreShard(StatusReporting):
     """Score every ``shards``-th chunk of a batch input (chunk k goes to shard k % shards)
     with one model version; BatchScore joins the parts."""
 
@@ -694,17 +689,17 @@ class ScoreShard(luigi.Task):
                                           self.concurrent_batches,
                                           on_progress=self._report_rows)
             check_unchanged(self.messages_path, stamp)
-        self.set_status_message(f"scored {rows:,} rows of shard {self.shard + 1}/{self.shards}")
+        self.status(f"scored {rows:,} rows of shard {self.shard + 1}/{self.shards}")
 
     def _report_rows(self, rows: int) -> None:
-        self.set_status_message(f"shard {self.shard + 1}/{self.shards}: scored {rows:,} rows")
+        self.status(f"shard {self.shard + 1}/{self.shards}: scored {rows:,} rows")
 
 
 class DayOfScores(StatusReporting):
     """A task that reads one day's scores: BatchScore's output for ``date`` and ``input``
     (the same parameters as BatchScore, so it runs the scoring first when needed)."""
 
-    date = luigi.DateParameter(default=dt.date.today(), description="The day to read.")
+    date = TodayParameter(description="The day to read (default: today).")
     input = luigi.Parameter(default="", description="The messages BatchScore scored for "
                                                     "that day (default: as BatchScore).")
     output_kind: str = ""
@@ -800,9 +795,7 @@ class MonitorScores(DayOfScores):
                                      description="Days shown in monitoring/report.html.")
 
     def run(self):
-        import numpy as np
-
-        from pipeline import exported_model, monitoring, text
+        from pipeline import exported_model, monitoring
 
         version, chunks = self.day_scores()
         folder = serving_base() / str(version)
@@ -810,20 +803,10 @@ class MonitorScores(DayOfScores):
             reference, words = exported_model.read_monitoring_reference(folder)
         except OSError as error:
             raise RuntimeError(f"cannot monitor scores of version {version}: {error}") from None
-        lookup = text.make_lookup(words)
-        probabilities, spam = [], []
-        counts = {"messages": 0, "word_tokens": 0, "oov_tokens": 0, "url_messages": 0}
-        for chunk in chunks:
-            probabilities.append(chunk["spam_probability"].to_numpy(np.float64))
-            spam.append((chunk["label"] == "spam").to_numpy())
-            for key, value in text.token_statistics(chunk["text"].tolist(), lookup).items():
-                counts[key] += value
-            self.status(f"read {counts['messages']:,} scored messages")
         thresholds = self.thresholds()
-        summary = monitoring.day_summary(
-            np.concatenate(probabilities), np.concatenate(spam), counts["word_tokens"],
-            counts["oov_tokens"], counts["url_messages"],
-            monitoring.Reference.from_dict(reference), thresholds)
+        summary = monitoring.summarise_day(
+            chunks, words, monitoring.Reference.from_dict(reference), thresholds,
+            on_rows=lambda rows: self.status(f"read {rows:,} scored messages"))
         summary.update(date=self.date.isoformat(), model_version=version,
                        scores=self.scoring().output().path)
         with atomic_path(self.output().path) as temporary:

@@ -109,11 +109,6 @@ def padded_ids(ids: tf.RaggedTensor, max_length: int) -> tf.Tensor:
     return tf.pad(dense, [[0, 0], [0, missing]], constant_values=PAD_ID)
 
 
-def encode_numpy(texts: list[str], vocabulary: list[str], max_length: int) -> np.ndarray:
-    """Raw messages -> ``[n, max_length]`` int32 token ids (0-padded, truncated)."""
-    return encode_inputs(texts, vocabulary, max_length)["token_ids"]
-
-
 def token_char_grams(tokens: tf.Tensor, buckets: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Hashed character n-grams (``pipeline.token_rules``) of a flat ``[n]`` batch of
     tokens, each with a space at both ends (as scikit-learn's ``char_wb``).

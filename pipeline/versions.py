@@ -18,7 +18,7 @@ from pipeline import serving
 
 
 def _base_from_config() -> tuple[Path, str]:
-    from pipeline.tasks import PipelineSettings, serving_base
+    from pipeline.settings import PipelineSettings, serving_base
 
     return serving_base(), PipelineSettings().model_name
 

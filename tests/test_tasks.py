@@ -3,6 +3,7 @@ import configparser
 import json
 import datetime as dt
 import os
+import types
 
 import luigi
 import pandas as pd
@@ -87,6 +88,26 @@ def test_a_file_changed_while_it_is_scored_publishes_nothing(small_chain, tmp_pa
                 pass
         assert not os.path.exists(score.output().path)
         assert not list((small_chain["outputs"] / "scores" / "2026-01-05").glob("growing*"))
+
+
+def test_a_date_default_is_the_day_the_task_is_made_not_imported(monkeypatch):
+    """A worker or scheduler process started yesterday schedules today (the task classes
+    were imported yesterday)."""
+    today = dt.date.today()
+    assert tasks.BatchScore().date == today and tasks.MonitorScores().date == today
+
+    tomorrow = today + dt.timedelta(days=1)
+
+    class Tomorrow(dt.date):  # the clock the next day, in the same process
+        @classmethod
+        def today(cls):
+            return tomorrow
+
+    monkeypatch.setattr(tasks, "dt", types.SimpleNamespace(date=Tomorrow))
+    luigi.task_register.Register.clear_instance_cache()
+    assert tasks.BatchScore().date == tomorrow
+    assert tasks.ReviewQueue().date == tomorrow
+    assert tasks.BatchScore(date=today).date == today  # a given date still wins
 
 
 def test_default_batch_is_the_corpus_test_split(small_chain):

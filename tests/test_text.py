@@ -40,8 +40,8 @@ def test_vocabulary_is_frequency_ordered_and_measures_coverage():
 
 
 def test_encode_pads_truncates_and_marks_unknown_words():
-    ids = text.encode_numpy(["b a zzz", "a", "a a a a a a"], ["a", "b"], max_length=4)
-    assert ids.tolist() == [[3, 2, 1, 0], [2, 0, 0, 0], [2, 2, 2, 2]]
+    ids = text.encode_inputs(["b a zzz", "a", "a a a a a a"], ["a", "b"], max_length=4)
+    assert ids["token_ids"].tolist() == [[3, 2, 1, 0], [2, 0, 0, 0], [2, 2, 2, 2]]
 
 
 def test_links_in_every_shape_and_garbled_pound_signs_become_their_tokens():
