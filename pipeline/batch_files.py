@@ -53,6 +53,8 @@ def read_messages(path: Path | str, chunk_rows: int,
     kind = input_format(path)
     if not path.is_file():
         raise BatchInputError(f"batch input {path} does not exist")
+    if kind in ("csv", "tsv", "text"):
+        check_line_ends(path)
     size = max(path.stat().st_size, 1)
     readers = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_json_lines,
                "parquet": _read_parquet, "text": _read_lines}
@@ -72,6 +74,7 @@ def read_messages(path: Path | str, chunk_rows: int,
 
 
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_CR, _LF = re.compile(rb"\r"), re.compile(rb"\n")
 
 
 def _quoted_or(delimiter: str, ends: bytes) -> re.Pattern:
@@ -114,11 +117,22 @@ def _quote_blank_looking_lines(data: bytes, delimiter: str) -> bytes:
     reads it as the message it is (Spark does) instead of skipping it."""
     pieces, start = [], 0
     for match in _quoted_or(delimiter, _blank_looking_line(delimiter)).finditer(data):
-        if not match.group().startswith(b'"'):
+        if not match.group().startswith((b'"', b"\xef")):  # a quoted field, maybe after a BOM
             pieces += [data[start:match.start()], b'"', match.group(), b'"']
             start = match.end()
     pieces.append(data[start:])
     return b"".join(pieces)
+
+
+def check_line_ends(path: Path | str) -> None:
+    """Refuse a text file whose lines end with a lone ``\r`` (classic Mac OS): it has no
+    ``\n`` at all, so it would be read as one row (a lone ``\r`` is data)."""
+    path = Path(path)
+    if _search(path, _CR) and not _search(path, _LF):
+        raise BatchInputError(
+            f"batch input {path}: its lines end with a lone carriage return (classic Mac OS) "
+            "and only \\n or \\r\\n end a line, so it would be one row; convert it, e.g. "
+            "tr '\\r' '\\n' < old > new")
 
 
 def has_lone_carriage_return(path: Path) -> bool:

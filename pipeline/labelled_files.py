@@ -13,12 +13,15 @@ Text is data: only ``\n`` and ``\r\n`` end a line. A lone ``\r``, U+0085, U+2028
 ``\x0b``, ``\x0c`` and ``\x1c``-``\x1e`` (where ``str.splitlines`` would also break) stay in
 the message, so ``ham<TAB>Haha<U+0085>I know`` is one message.
 
+A file whose lines end with a lone ``\r`` (classic Mac OS) has no ``\n`` at all: it is
+refused with the command that converts it, rather than read as one message.
+
 Spreadsheets evaluate cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return, so the review queue file holds such texts with a leading apostrophe
-(``pipeline.spreadsheet_cells``, OWASP "CSV injection"). In CSV and TSV files with a header,
-the table formats spreadsheets write, each text cell is restored
-(:func:`~pipeline.spreadsheet_cells.restore_cell`), so a labelled copy of a review file
-gives back the exact texts; ``label<TAB>text`` lines and JSON Lines are read as they are.
+(``pipeline.spreadsheet_cells``, OWASP "CSV injection"). A labelled copy of a review file,
+recognised by its ``model_version`` and ``reason`` columns, has each text cell restored
+(:func:`~pipeline.spreadsheet_cells.restore_cell`), so it gives back the exact texts; every
+other file is read as it is.
 
 Labels are ``ham`` or ``spam`` in any case. Anything else, an empty text, a missing
 column, bytes that are not UTF-8, NUL bytes or an empty file is an error that names the
@@ -40,6 +43,9 @@ import numpy as np
 from pipeline.spreadsheet_cells import restore_cell
 
 LABELS = ("ham", "spam")
+# The columns that tell a labelled copy of a review file (review_queue.QUEUE_COLUMNS),
+# whose text cells were neutralised for spreadsheets
+REVIEW_FILE_COLUMNS = ("model_version", "reason")
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 
 
@@ -102,6 +108,11 @@ def _parse(data: bytes, location: str) -> LabelledMessages:
             f"{location}, line {line}: byte {data[error.start]:#04x} is not UTF-8 (Latin-1 or "
             "Windows-1252?); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
         ) from None
+    if "\r" in content and "\n" not in content:
+        raise LabelledFileError(
+            f"{location}: its lines end with a lone carriage return (classic Mac OS) and only "
+            "\\n or \\r\\n end a line, so it would be one message; convert it, e.g. "
+            "tr '\\r' '\\n' < old > new")
     rows = _rows(content, location)
     if not rows:
         raise LabelledFileError(f"{location} holds no labelled messages")
@@ -180,6 +191,7 @@ def _table_fields(content: str, delimiter: str, location: str) -> list[tuple[int
             f"{header}); it needs 'label' and 'text' columns, or no header and "
             "'ham<TAB>text' lines")
     label_at, text_at = header.index("label"), header.index("text")
+    review_file = set(REVIEW_FILE_COLUMNS) <= set(header)
     rows = []
     start = reader.line_num + 1
     for fields in reader:
@@ -190,8 +202,9 @@ def _table_fields(content: str, delimiter: str, location: str) -> list[tuple[int
             raise LabelledFileError(
                 f"{location}, line {line}: {len(fields)} fields, expected {len(header)} as in "
                 "its header")
+        text = restored(fields[text_at])
         rows.append((line, restored(fields[label_at]),
-                     restore_cell(restored(fields[text_at]))))
+                     restore_cell(text) if review_file else text))
     return rows
 
 

@@ -47,6 +47,8 @@ def _counts_by_threshold(y_true: np.ndarray, scores: np.ndarray
     """Spam and ham at or above each distinct score, highest score first."""
     y_true = np.asarray(y_true, bool)
     scores = np.asarray(scores, float)
+    if scores.size == 0:  # e.g. a small extra source with no validation rows
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     order = np.argsort(-scores, kind="mergesort")
     s, t = scores[order], y_true[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]

@@ -162,8 +162,10 @@ def _set_by(result: dict) -> str:
     if len(by_source) < 2:
         return ""
     figures = ", ".join(
-        f"{html.escape(source)}: {at['ham_blocked']:.2%} of {at['validation_ham']} ham "
-        + ("blocked" if at["own_threshold"] is not None else "blocked, too few to count")
+        f"{html.escape(source)}: "
+        + (f"{at['ham_blocked']:.2%} of {at['validation_ham']} ham blocked"
+           if at["validation_ham"] else "no validation ham")
+        + ("" if at["own_threshold"] is not None else ", too few to count")
         for source, at in by_source.items())
     return (f" on every source with at least {rule['min_source_ham']} validation ham, set "
             f"by {html.escape(rule['set_by'])} ({figures})")

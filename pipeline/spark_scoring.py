@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from pipeline.batch_files import INPUT_FORMATS, BatchInputError
+from pipeline.batch_files import INPUT_FORMATS, BatchInputError, check_line_ends
 
 # Spark's reader for each suffix the local engine reads (a file without one is text).
 SPARK_FORMATS = {suffix: "json" if kind == "jsonl" else kind
@@ -118,6 +118,9 @@ def read_input(spark, location: str, files: list[str], kind: str):
     from pyspark.sql import functions as F
 
     paths = files or [location]
+    if kind in ("csv", "tsv", "text"):
+        for path in files:  # local files: a file of \r-ended lines would be one row
+            check_line_ends(path)
     reader = spark.read
     if kind in ("csv", "tsv"):
         frame = _read_delimited(spark, location, files, kind)

@@ -546,7 +546,7 @@ class BatchScore(PipelineTask):
 
     def run(self):
         from pipeline import scoring
-        from pipeline.input_stamp import input_stamp
+        from pipeline.input_stamp import check_unchanged, input_stamp
 
         # the input as this run found it; checked again before the scores are published
         self._stamp = input_stamp(self.messages_path) if self.messages_path else []
@@ -562,8 +562,9 @@ class BatchScore(PipelineTask):
                                       batch_size=self.batch_size,
                                       concurrent_batches=self.concurrent_batches)
                            for shard in range(self.shards)]
+            parts = [Path(task.output().path) for task in shard_tasks]  # of this stamp
             yield shard_tasks
-            parts = [Path(task.output().path) for task in shard_tasks]
+            check_unchanged(self.messages_path, self._stamp)  # before reading the parts
             self.status(f"joining {len(parts)} shards")
             rows = self._write(lambda sink: scoring.join_shards(parts, sink))
             self.status(f"joined {rows:,} rows from {len(parts)} shards")

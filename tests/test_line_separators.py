@@ -148,7 +148,8 @@ def test_a_labelled_review_file_gives_back_the_texts(tmp_path):
              "'already quoted", "\tTAB", "\rCR", "Haha\u0085I know", "a\rb", "ok\r"]
     path = tmp_path / "review.csv"
     review_queue.write_review_file(_queue(texts), path)
-    with open(path, newline="", encoding="utf-8") as handle:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # so that Excel reads UTF-8
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         cells = list(csv.DictReader(handle))
     assert [c["text"] for c in cells] == [neutralise_cell(t) for t in texts]
     assert all(c["id"].startswith("'=") for c in cells)
@@ -164,3 +165,43 @@ def test_the_review_queue_leaves_out_labelled_texts():
     queue = review_queue.review_queue([chunk], 0.5, review_queue.QueuePolicy(max_rows=10),
                                       labelled_texts=frozenset({"known"}))
     assert sorted(queue["text"]) == ["new", "other"]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("mac.tsv", b"ham\thello there\rspam\tWIN a prize\rham\tok\r"),
+    ("mac.csv", b"label,text\rham,hi\rspam,win\r"),
+])
+def test_a_labelled_file_of_cr_ended_lines_is_refused_not_merged(name, data):
+    """Found in review: it used to come back as one ham message holding a spam one."""
+    with pytest.raises(labelled_files.LabelledFileError, match="lone carriage return.*tr"):
+        _parse(data, name)
+
+
+@pytest.mark.parametrize("name, data", [
+    ("mac.csv", b"text,id\rhello,1\rworld,2\r"),  # 'text' not last: it read as 0 rows
+    ("mac.txt", b"a\rb\rc\r"),
+])
+def test_a_batch_file_of_cr_ended_lines_is_refused_not_emptied(tmp_path, name, data):
+    with pytest.raises(batch_files.BatchInputError, match="lone carriage return.*tr"):
+        _batch(tmp_path, name, data)
+
+
+def test_a_quoted_header_after_a_byte_order_mark_survives_a_line_of_spaces(tmp_path):
+    """Found in review: the BOM and the quoted first column name were quoted again."""
+    data = '\ufeff"id","text"\n"7","a"\n   \n'.encode()
+    path = tmp_path / "bom.csv"
+    path.write_bytes(data)
+    chunk = pd.concat(batch_files.read_messages(path, chunk_rows=10))
+    assert chunk["id"].tolist() == ["7", "   "] and chunk["text"].tolist() == ["a", ""]
+
+
+def test_only_a_review_file_has_its_apostrophes_removed():
+    """A labelled file of your own is read exactly; a labelled copy of a review file (its
+    model_version and reason columns) gets back the texts the review file neutralised."""
+    own = _parse("label,text\nham,''Tis the season\nham,'-- sent from my phone\n".encode(),
+                 "own.csv")
+    assert own.texts == ["''Tis the season", "'-- sent from my phone"]
+    review = _parse("id,text,spam_probability,model_version,reason,label\n"
+                    "1,'=SUM(1+1),0.5,1,near threshold,spam\n2,''Tis,0.4,1,near threshold,ham\n"
+                    .encode(), "reviewed.csv")
+    assert review.texts == ["=SUM(1+1)", "'Tis"]

@@ -119,3 +119,15 @@ def test_the_threshold_holds_on_every_source_with_enough_ham():
         {"corpus": validation["corpus"]}, 0.01, 0.5, 100)
     assert only_corpus[:2] == (metrics.threshold_for_ham_blocked(
         corpus_labels, corpus_scores, 0.01, 0.5), "corpus")
+
+
+def test_a_source_without_validation_rows_neither_sets_the_threshold_nor_fails():
+    """A small labelled file can leave a source no validation row (its split rounds to 0):
+    found in review, where it failed the run after training."""
+    corpus_part = (np.array([False, True, False, False]), np.array([0.1, 0.9, 0.2, 0.3]))
+    empty = (np.zeros(0, bool), np.zeros(0))
+    threshold, set_by, figures = metrics.threshold_for_every_source(
+        {"corpus": corpus_part, "tiny": empty}, 0.003, 0.5, 1)
+    assert (threshold, set_by) == (0.5, "corpus")
+    assert figures["tiny"]["validation_messages"] == 0 and figures["tiny"]["own_threshold"] is None
+    assert metrics.classification_metrics(*empty, 0.5)["messages"] == 0
