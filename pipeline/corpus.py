@@ -402,6 +402,18 @@ def read_corpus_table(path: Path | str) -> pd.DataFrame:
     return table
 
 
+def labelled_texts(tables: list[Path], extra_sources: str, policy: DownloadPolicy
+                   ) -> frozenset[str]:
+    """Every text of the corpus tables ``tables`` (:func:`read_corpus_table`) and of the
+    extra sources of the setting ``extra_sources``: what needs no label again."""
+    texts = set()
+    for path in tables:
+        texts.update(read_corpus_table(path)["text"])
+    for spec in sources_from_setting(extra_sources):
+        texts.update(read_source(fetch_source(spec, policy), spec).texts)
+    return frozenset(texts)
+
+
 def texts_and_labels(table: pd.DataFrame, split: str, source: str | None = None
                      ) -> tuple[list[str], np.ndarray]:
     """The texts of one split of a corpus table (of one ``source``, or all of them) and

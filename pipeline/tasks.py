@@ -735,10 +735,6 @@ class ReviewQueue(DayOfScores):
         default=0.95, significant=False,
         description="Confident: the spam or ham probability is at least this.")
 
-    def requires(self):
-        # the corpus and extra sources of today's configuration: their texts are labelled
-        return {"scores": self.scoring(), "corpus": DownloadCorpus()}
-
     def run(self):
         from pipeline import review_queue
 
@@ -747,14 +743,23 @@ class ReviewQueue(DayOfScores):
         policy = review_queue.QueuePolicy(self.max_rows, self.confident_rows,
                                           self.confident_probability,
                                           seed=self.date.toordinal())
-        labelled = corpus.read_corpus_table(  # (input() is shadowed by --input)
-            Path(getpaths(self.requires())["corpus"].path) / "messages.csv")
         queue = review_queue.review_queue(chunks, threshold, policy,
-                                          labelled_texts=frozenset(labelled["text"]))
+                                          labelled_texts=self.labelled_texts())
         with atomic_path(self.output().path) as temporary:
             review_queue.write_review_file(queue, temporary)
         self.status(f"{len(queue)} messages to review (version {version}, "
                     f"threshold {threshold:.3f}; already labelled messages left out)")
+
+    @staticmethod
+    def labelled_texts() -> frozenset[str]:
+        """Texts labelled already: in every corpus table built under outputs_root (the
+        corpus and each extra source trained on so far), and in the extra sources of this
+        run's configuration, read directly: scheduling DownloadCorpus for them here would
+        make a day's scoring wait on a retrain."""
+        tables = [path for path in sorted((outputs_root() / "corpus").glob("*/messages.csv"))
+                  if not path.parent.name.startswith(".")]
+        download = DownloadCorpus()
+        return corpus.labelled_texts(tables, download.extra_sources, download._policy())
 
     @staticmethod
     def _threshold(version: int) -> float:

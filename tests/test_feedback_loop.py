@@ -15,7 +15,8 @@ import pandas as pd
 from conftest import luigi_config
 from pipeline import batch_files, serving, spreadsheet_cells, tasks
 
-DAY, NEXT_DAY, AFTER = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
+DAY, NEXT_DAY, AFTER, LATER = (dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3),
+                               dt.date(2026, 12, 4))
 # A kind of spam the small corpus has never seen (its words are all new), with a formula-
 # like opening now and then, as spam authors write to reach a spreadsheet.
 NEW_SPAM = ["your parcel {n} is held at the depot, pay the customs fee at parcel-{k}.example.com",
@@ -124,8 +125,14 @@ def test_labelled_recent_messages_reach_production(chain_copy, tmp_path):
     assert next_after["psi"] < next_before["psi"]
     assert caught_before < 1.0
 
-    # 5. the next queue of the same messages leaves out every labelled one
-    again_texts = set(queue_again.text.map(spreadsheet_cells.restore_cell))
-    assert not again_texts & set(exact)
-    assert len(queue_again) > 0
-    assert np.isin(list(again_texts), list(truth)).all()
+    # 5. the next queue of the same messages leaves out every labelled one: with the file
+    # in the configuration, and without it (it is in the corpus table it was trained from)
+    with luigi_config(settings):
+        later = tasks.ReviewQueue(date=LATER, input=str(incoming / f"{DAY}.csv"))
+        assert _build(later) == luigi.LuigiStatusCode.SUCCESS
+        queue_later = pd.read_csv(later.output().path, keep_default_na=False, dtype=str)
+    for requeued in (queue_again, queue_later):
+        again_texts = set(requeued.text.map(spreadsheet_cells.restore_cell))
+        assert not again_texts & set(exact)
+        assert len(requeued) > 0
+        assert np.isin(list(again_texts), list(truth)).all()
