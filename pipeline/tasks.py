@@ -172,7 +172,7 @@ class DownloadCorpus(PipelineTask):
         if total:
             self.progress(round(100 * received / total))
         self.status(f"downloaded {received:,} bytes"
-                                + (f" of {total:,}" if total else ""))
+                    + (f" of {total:,}" if total else ""))
 
 
 class BuildVocab(PipelineTask):
