@@ -91,7 +91,7 @@ def test_spark_scores_every_format_as_the_local_engine_does(chain_copy, real_mes
 @pytest.fixture
 def standalone_cluster(tmp_path):
     """A Spark master and two workers of one core each, on 127.0.0.1; stopped by pid."""
-    from pipeline.spark_scoring import standalone_cluster
+    from spark_cluster import standalone_cluster
 
     with standalone_cluster(tmp_path / "spark-cluster", workers=2, cores=1) as cluster:
         yield cluster
