@@ -242,12 +242,38 @@ def _gram_sums(gram_logits: tf.Tensor, words: tf.Tensor, buckets: int
     return total, count
 
 
-def _producer(tensor):
-    """The layer that computes ``tensor`` at inference, skipping identity layers."""
-    layer = tensor._keras_history.operation
-    while isinstance(layer, _INFERENCE_NOOPS) and not isinstance(layer, keras.layers.InputLayer):
-        layer = layer.input._keras_history.operation
-    return layer
+def _input_layers(model: keras.Model, layer) -> list:
+    """The layers whose outputs ``layer`` of ``model`` takes as its positional inputs, in
+    order, looking through the layers that are identities at inference (dropout...).
+
+    Read from the model's functional config, whose ``inbound_nodes`` name each input's
+    producing layer (``keras_history``): Keras's serialization format, public, unlike the
+    ``_keras_history`` of a live tensor."""
+    config = {entry["name"]: entry for entry in model.get_config()["layers"]}
+
+    def producers(name: str) -> list[str]:
+        names: list[str] = []
+
+        def collect(value) -> None:
+            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+                names.append(value["config"]["keras_history"][0])
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    collect(item)
+
+        for node in config[name].get("inbound_nodes", [])[:1]:
+            collect(node["args"])
+        return names
+
+    found = []
+    for name in producers(layer.name):
+        producer = model.get_layer(name)
+        while (isinstance(producer, _INFERENCE_NOOPS)
+               and not isinstance(producer, keras.layers.InputLayer)):
+            [name] = producers(name)
+            producer = model.get_layer(name)
+        found.append(producer)
+    return found
 
 
 def fuse(model: keras.Model, vocabulary: list[str] = (),
@@ -259,7 +285,7 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
     averages = [layer for layer in layers if isinstance(layer, keras.layers.Average)]
     if averages:
-        return _fuse_ensemble(layers, averages, vocabulary, word_grams)
+        return _fuse_ensemble(model, layers, averages, vocabulary, word_grams)
     member = None
     by_name = {layer.name: layer for layer in layers}
     if isinstance(by_name.get("members"), AddLogOdds):  # the n-gram member (ngram_member)
@@ -281,8 +307,7 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
         # words and n-grams meet in Concatenate([recurrent state, n-gram mean])
         merge = by_kind.get(keras.layers.Concatenate)
         if (kinds != ["Concatenate", "Dense", "Embedding", "GRU", "MeanBagEmbedding"]
-                or [_producer(t) for t in merge.input] != [by_kind[keras.layers.GRU],
-                                                           char_grams]):
+                or _input_layers(model, merge) != [by_kind[keras.layers.GRU], char_grams]):
             return None
     elif kinds != ["Dense", "Embedding", "GRU"]:
         return None
@@ -306,13 +331,14 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
             if supported else None)
 
 
-def _fuse_ensemble(layers, averages, vocabulary, word_grams: int) -> FusedEnsemble | None:
+def _fuse_ensemble(model: keras.Model, layers, averages, vocabulary,
+                   word_grams: int) -> FusedEnsemble | None:
     """An ensemble is its members (models) and one ``Average`` of their outputs; it is
     fused when every member is."""
     members = [layer for layer in layers if isinstance(layer, keras.Model)]
     if len(averages) != 1 or len(layers) != len(members) + 1:
         return None
-    if [_producer(t) for t in averages[0].input] != members:
+    if _input_layers(model, averages[0]) != members:
         return None
     fused = [fuse(member, vocabulary, word_grams) for member in members]
     if any(not isinstance(member, FusedGRUClassifier) for member in fused):
