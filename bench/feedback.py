@@ -75,10 +75,9 @@ def promote(outputs: Path, *options: str) -> tuple[bool, float, str]:
 def last_gate(outputs: Path) -> tuple[dict, dict]:
     """The newest audit record of ``outputs``' model base path and the metrics.json of
     the export it judged (from the export's provenance)."""
-    base = outputs / "serving" / "spam_ham"
-    audit = [json.loads(line) for line in
-             (base.parent / f"{base.name}.audit.jsonl").read_text().split("\n") if line]
-    record = audit[-1]
+    from pipeline import serving
+
+    record = serving.read_audit(outputs / "serving" / "spam_ham")[-1]
     export = outputs / "exports" / record["export_id"]
     provenance = json.loads((export / "assets.extra" / "provenance.json").read_text())
     return record, provenance["metrics"]

@@ -105,11 +105,25 @@ def _line_feed_only(data, delimiter: str) -> bytes:
     return b"".join(pieces)
 
 
+def _spaces(delimiter: str) -> bytes:
+    """What a blank-looking line holds: spaces, and tabs in CSV (a tab is TSV's delimiter)."""
+    return rb" " if delimiter == "\t" else rb"[ \t]"
+
+
 def _blank_looking_line(delimiter: str) -> bytes:
     """A line of spaces (and tabs, in CSV) only: a message to Spark's parser, and skipped
     as blank by pandas' unless quoted."""
-    spaces = rb" " if delimiter == "\t" else rb"[ \t]"
-    return rb"(?:(?<=\n)|\A)" + spaces + rb"+(?=\r?\n|\Z)"
+    return rb"(?:(?<=\n)|\A)" + _spaces(delimiter) + rb"+(?=\r?\n|\Z)"
+
+
+def _has_blank_looking_line(path: Path, delimiter: str) -> bool:
+    """Whether a line of the file is :func:`_blank_looking_line`. The scan looks for a
+    ``\n`` first (a literal the regex engine skips to quickly; the lookbehind of
+    :func:`_blank_looking_line` would test every byte), then at the first line."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    return (re.fullmatch(_spaces(delimiter) + rb"+\r?\n?", first) is not None
+            or _search(path, re.compile(rb"\n" + _spaces(delimiter) + rb"+(?=\r?\n|\Z)")))
 
 
 def _quote_blank_looking_lines(data: bytes, delimiter: str) -> bytes:
@@ -128,7 +142,7 @@ def check_line_ends(path: Path | str) -> None:
     """Refuse a text file whose lines end with a lone ``\r`` (classic Mac OS): it has no
     ``\n`` at all, so it would be read as one row (a lone ``\r`` is data)."""
     path = Path(path)
-    if _search(path, _CR) and not _search(path, _LF):
+    if not _search(path, _LF) and _search(path, _CR):  # a \n is found at once, mostly
         raise BatchInputError(
             f"batch input {path}: its lines end with a lone carriage return (classic Mac OS) "
             "and only \\n or \\r\\n end a line, so it would be one row; convert it, e.g. "
@@ -157,7 +171,7 @@ def _read_delimited(path: Path, chunk_rows: int, kind: str):
         sep = "," if kind == "csv" else "\t"
         source, options = handle, {}
         lone_cr = has_lone_carriage_return(path)
-        if lone_cr or _search(path, re.compile(_blank_looking_line(sep))):
+        if lone_cr or _has_blank_looking_line(path, sep):
             # pandas would end a row at the lone \r, or skip a message of spaces: read
             # the file whole (rare input; its size is held in memory once), with \n as
             # the only line end and such lines quoted
@@ -203,28 +217,27 @@ def _check_columns(path: Path, columns: list[str]) -> None:
                               f"name the message column 'text'{hint}")
 
 
-def json_line_problem(line: bytes | str) -> str | None:
-    """What is wrong with one line of a JSON Lines input (the same rule for both
-    engines), or None: each line holds one JSON object with a string ``text``."""
+def parse_json_line(line: bytes | str) -> tuple[dict | None, str | None]:
+    """One line of a JSON Lines input as its record, or what is wrong with it (the same
+    rule for both engines): each line holds one JSON object with a string ``text``."""
     if not line.strip():
-        return 'is empty; every line must be a JSON object like {"text": "..."}'
+        return None, 'is empty; every line must be a JSON object like {"text": "..."}'
     try:
         record = json.loads(line)
     except ValueError as error:
-        return f"is not JSON: {error}"
+        return None, f"is not JSON: {error}"
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        return f"has no string 'text' field: {line[:80]!r}"
-    return None
+        return None, f"has no string 'text' field: {line[:80]!r}"
+    return record, None
 
 
 def _read_json_lines(path: Path, chunk_rows: int, kind: str):
     with open(path, "rb") as handle:
         ids, texts = [], []
         for number, line in enumerate(handle, start=1):
-            problem = json_line_problem(line)
+            record, problem = parse_json_line(line)
             if problem:
                 raise BatchInputError(f"batch input {path} line {number} {problem}")
-            record = json.loads(line)
             # no id: the row number, as read_messages numbers rows of the other formats
             ids.append(str(record["id"]) if "id" in record else str(number))
             texts.append(record["text"])

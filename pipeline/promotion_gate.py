@@ -60,6 +60,11 @@ class PairedComparison:
         """The candidate's net loss as a share of the class (negative: a gain)."""
         return (self.worse - self.better) / self.messages if self.messages else 0.0
 
+    def is_regression(self, level: float, minimum: float) -> bool:
+        """More errors than chance explains (p below ``level``) and than ``minimum``, the
+        net share of the class that may be lost."""
+        return self.p_value < level and self.net_share > minimum
+
     def describe(self) -> str:
         """What an operator reads: "blocks 4 ham that the live version passes, passes 2
         that it blocks (of 966 ham); p = 0.34"."""
@@ -110,7 +115,7 @@ def paired_regressions(comparisons: dict[str, PairedComparison], level: float,
     for comparison, minimum, setting in (
             (comparisons["ham"], max_ham_blocked_rise, "max_ham_blocked_rise"),
             (comparisons["spam"], max_spam_caught_drop, "max_spam_caught_drop")):
-        if comparison.p_value < level and comparison.net_share > minimum:
+        if comparison.is_regression(level, minimum):
             reasons.append(
                 f"{where}: the candidate {comparison.describe()} < {level}, a net "
                 f"{comparison.net_share:.2%} of the {comparison.kind} over the allowed "
@@ -125,8 +130,8 @@ def verdicts(comparisons: dict[str, PairedComparison], level: float,
     lines = {}
     for kind, minimum in (("ham", max_ham_blocked_rise), ("spam", max_spam_caught_drop)):
         comparison = comparisons[kind]
-        regression = comparison.p_value < level and comparison.net_share > minimum
-        lines[kind] = f"{comparison.describe()}: {'regression' if regression else 'no regression'}"
+        verdict = "regression" if comparison.is_regression(level, minimum) else "no regression"
+        lines[kind] = f"{comparison.describe()}: {verdict}"
     return lines
 
 

@@ -204,11 +204,11 @@ def _check_json_lines(spark, paths: list[str], location: str) -> None:
 
 
 def _json_problems(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    from pipeline.batch_files import json_line_problem
+    from pipeline.batch_files import parse_json_line
 
     for chunk in chunks:
         for file, line in zip(chunk["file"], chunk["value"]):
-            problem = json_line_problem(line)
+            _, problem = parse_json_line(line)
             if problem:
                 yield pd.DataFrame({"file": [file], "problem": [problem]})
                 return
