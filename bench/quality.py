@@ -8,9 +8,6 @@ Rows, each trained in this run on the same split:
 * our RNN as configured in luigi.cfg ([BuildVocab], [TrainRNN]): the median of training
   seeds 0, 1, 2 and each seed (seed 0 is what the README's run trains);
 * the words-only GRU that was the default before character n-grams (issue 12);
-* the textbook RNN this project starts from, as a configuration of the same model code:
-  basic RNN cell, 10 units, embedding 50, 25 tokens, words seen >= 10 times, RMSProp at
-  5e-4, batch 250, 20 epochs, no early stopping;
 * TF-IDF over word 1-2-grams and character 2-5-grams with a linear SVM (scikit-learn);
 * the corpus paper's published linear SVM (Almeida et al. 2011; its own split, test only).
 
@@ -20,10 +17,12 @@ of super_sms_legacy's ham, the threshold picked with hindsight on those two sets
 served model may never pick its threshold so; the line tells a miss of the spam-caught
 target that a better threshold rule could mend from one that only a better ranking can.
 
-    .venv/bin/python bench/quality.py [--seeds 0 1 2] [--set ensemble_size=2 ...]
+    .venv/bin/python bench/quality.py [--seeds 0 1 2] [--set teacher_weight=0 ...]
 
-``--set`` changes our RNN's rows only (a variant of the README's tables, for example);
-the verdicts then speak of that variant, not of the default.
+``--set`` changes a ``[TrainRNN]`` or ``[model]`` setting of our RNN's rows only (a
+variant, for example); the verdicts then speak of that variant, not of the default.
+The textbook RNN's row (basic RNN cell, RMSProp) left with the architectures that lost:
+bench/model_variants.md has its last figures and the commit that measured them.
 """
 from __future__ import annotations
 
@@ -55,18 +54,26 @@ WORDS_ONLY = {"char_gram_buckets": 0, "word_dropout": 0.0, "word_branch_dropout"
 
 def our_settings(overrides: dict[str, str] | None = None):
     """Our RNN's settings from luigi.cfg, with ``overrides`` of ``[TrainRNN]``'s
-    parameters (``{"ensemble_size": "2"}``, parsed as ``--TrainRNN-ensemble-size 2`` is)."""
+    parameters or ``[model]``'s settings (``{"teacher_weight": "0"}``, parsed as
+    ``--model-teacher-weight 0`` is)."""
     harness.use_repository_config()
     from pipeline import tasks
-    params = dict(tasks.TrainRNN.get_params())
+    from pipeline.model_config import TUNED, ModelConfig
+    tasks_of = {"TrainRNN": tasks.TrainRNN, "model": tasks.ModelSettings}
+    params = {name: (section, parameter) for section, task in tasks_of.items()
+              for name, parameter in task.get_params()}
     overrides = {name.replace("-", "_"): value for name, value in (overrides or {}).items()}
     unknown = sorted(set(overrides) - set(params))
     if unknown:
-        raise SystemExit(f"--set {', '.join(unknown)}: not a parameter of TrainRNN; "
-                         f"one of: {', '.join(sorted(params))}")
-    train = tasks.TrainRNN(**{name: params[name].parse(value)
-                              for name, value in overrides.items()})
-    return (train.model_config(), tasks.BuildVocab().min_count, tasks.BuildVocab().max_size,
+        raise SystemExit(f"--set {', '.join(unknown)}: not a setting of [TrainRNN] or "
+                         f"[model]; one of: {', '.join(sorted(params))}")
+    given = {section: {name: params[name][1].parse(value)
+                       for name, value in overrides.items() if params[name][0] == section}
+             for section in tasks_of}
+    train = tasks.TrainRNN(**given["TrainRNN"])
+    config = ModelConfig(**{name: getattr(train, name) for name in TUNED},
+                         **tasks.ModelSettings(**given["model"]).values())
+    return (config, tasks.BuildVocab().min_count, tasks.BuildVocab().max_size,
             train.max_ham_blocked, train.min_threshold, tasks.DownloadCorpus().split_seed)
 
 
@@ -164,8 +171,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
-                        help="a [TrainRNN] setting for our RNN's rows, over luigi.cfg's "
-                             "(repeatable), e.g. --set ensemble_size=2")
+                        help="a [TrainRNN] or [model] setting for our RNN's rows, over "
+                             "luigi.cfg's (repeatable), e.g. --set teacher_weight=0")
     args = parser.parse_args()
     overrides = {}
     for setting in args.set:
@@ -177,26 +184,17 @@ def main() -> None:
         overrides[name] = value
     started = time.perf_counter()
 
-    from pipeline import corpus, evaluation_sets, model
+    from pipeline import corpus, evaluation_sets
     config, min_count, max_size, max_ham_blocked, min_threshold, split_seed = our_settings()
     variant = our_settings(overrides)[0] if overrides else config  # our RNN's rows only
     ours_name = "our RNN, luigi.cfg" + "".join(f" + {setting}" for setting in args.set)
     member = corpus.read_corpus_member(Path(harness.SHARED_ZIP).read_bytes())
     table, _ = corpus.build_corpus_table(member, split_seed, 0.01)
     held_out = evaluation_sets.read_evaluation_sets([str(OOD / f"{s}.tsv") for s in SETS])
-    textbook = model.ModelConfig(
-        rnn_type="simple", bidirectional=False, embedding_dim=50, rnn_units=10,
-        pooling="last", dropout=0.0, word_dropout=0.0, embedding_dropout=0.0, max_length=25,
-        optimizer="rmsprop", learning_rate=5e-4, batch_size=250, epochs=20,
-        early_stopping_patience=0, seed=0, char_gram_buckets=0, word_branch_dropout=0.0,
-        word_grams=0, ngram_member=0.0, teacher_weight=0.0)
-
     ours = rnn_runs(table, variant, min_count, max_size, max_ham_blocked, min_threshold,
                     args.seeds, held_out)
     words_only = rnn_runs(table, dataclasses.replace(config, **WORDS_ONLY), 1, max_size,
                           max_ham_blocked, min_threshold, args.seeds, held_out)
-    book = rnn_runs(table, textbook, 10, 100_000, max_ham_blocked, min_threshold, args.seeds,
-                    held_out)
     svm = svm_run(table, max_ham_blocked, held_out)
     seeds = " ".join(map(str, args.seeds))
     rows = [row(f"**{ours_name}, median of seeds {seeds}**", ours)]
@@ -205,7 +203,6 @@ def main() -> None:
                  [r]) for r in ours]
     rows += [row(f"words-only GRU (the default before issue 12), median of {seeds}",
                  words_only),
-             row(f"textbook RNN (basic cell, 10 units, 20 epochs), median of {seeds}", book),
              row("TF-IDF word 1-2 + char 2-5 grams, linear SVM", svm),
              ["published: Almeida et al. 2011, linear SVM (own split)", "0.9764", "0.8930",
               "0.8310", "0.0018"] + ["-"] * (1 + 3 * len(SETS)) + ["-"]]

@@ -105,8 +105,6 @@ def export_classifier(model: keras.Model, vocabulary: list[str], max_length: int
 
 def _network_kind(fused) -> str:
     """How the export computes the network, for its provenance."""
-    if isinstance(fused, fused_gru.FusedEnsemble):
-        return f"fused GRU, {len(fused.members)} members averaged"
     return "fused GRU" if fused else "keras"
 
 

@@ -9,10 +9,8 @@ products and a dozen element-wise ops. Each gate has its own table and recurrent
 so that no step splits a tensor along the units (a copy: a quarter of the loop's time).
 The arithmetic is otherwise Keras' own (``reset_after``, sigmoid gates, tanh candidate;
 padded steps keep the state exactly), and the tests hold both to 1e-6 on the same ids.
-About half the network time of the Keras call on 2 cores; any other architecture (LSTM,
-bidirectional, max pooling) keeps the Keras call. An ensemble (``ensemble_size`` > 1) of
-supported members runs each member's fused graph and averages their probabilities, as its
-Keras model does.
+About half the network time of the Keras call on 2 cores; a model this module does not
+recognise keeps the Keras call.
 
 With character n-grams beside the words, the classifier adds the mean of the n-grams'
 embeddings times their share of the output kernel: that product, too, depends only on the
@@ -32,14 +30,14 @@ import keras
 import tensorflow as tf
 
 from pipeline import text
-from pipeline.model import AddLogOdds, AdversarialShift, MeanBagEmbedding, WordDropout
+from pipeline.model import AddLogOdds, MeanBagEmbedding, WordDropout
 
 # The largest log-odds AddLogOdds reads back from a probability it has clipped.
 _MAX_LOG_ODDS = math.log((1.0 - AddLogOdds.EPSILON) / AddLogOdds.EPSILON)
 
 # Layers that are the identity at inference.
 _INFERENCE_NOOPS = (keras.layers.InputLayer, keras.layers.Dropout,
-                    keras.layers.SpatialDropout1D, WordDropout, AdversarialShift)
+                    keras.layers.SpatialDropout1D, WordDropout)
 
 
 # The update gate input of the padding id: sigmoid() of it is exactly 1.0 in float32, so a
@@ -215,20 +213,6 @@ class FusedGRUClassifier(tf.Module):
         return tf.sigmoid(logits)
 
 
-class FusedEnsemble(tf.Module):
-    """The mean of its fused members' spam probabilities (the Keras ensemble's
-    ``Average``); called as a :class:`FusedGRUClassifier` is."""
-
-    def __init__(self, members: list[FusedGRUClassifier]):
-        super().__init__(name="fused_ensemble")
-        self.members = list(members)
-
-    def __call__(self, ids: tf.Tensor, tokens: tf.RaggedTensor | None = None,
-                 token_ids: tf.RaggedTensor | None = None) -> tf.Tensor:
-        return tf.add_n([member(ids, tokens, token_ids) for member in self.members]) \
-            / float(len(self.members))
-
-
 def _gram_sums(gram_logits: tf.Tensor, words: tf.Tensor, buckets: int
                ) -> tuple[tf.Tensor, tf.Tensor]:
     """The sums (``[n, k]``, a column per column of ``gram_logits``, ``[buckets, k]``) and
@@ -277,15 +261,11 @@ def _input_layers(model: keras.Model, layer) -> list:
 
 
 def fuse(model: keras.Model, vocabulary: list[str] = (),
-         word_grams: int = 0) -> FusedGRUClassifier | FusedEnsemble | None:
-    """The fused graph of ``model`` (built by :func:`pipeline.model.build_classifier`, a
-    chain of layers, on ``vocabulary``, with ``word_grams`` as trained, or an ensemble of
-    such models from :func:`pipeline.model.train_classifier`), or None when its
-    architecture is not the supported one."""
+         word_grams: int = 0) -> FusedGRUClassifier | None:
+    """The fused graph of ``model`` (built by :func:`pipeline.model.build_classifier`, on
+    ``vocabulary``, with ``word_grams`` as trained), or None when its architecture is not
+    the one this module knows."""
     layers = [layer for layer in model.layers if not isinstance(layer, _INFERENCE_NOOPS)]
-    averages = [layer for layer in layers if isinstance(layer, keras.layers.Average)]
-    if averages:
-        return _fuse_ensemble(model, layers, averages, vocabulary, word_grams)
     member = None
     by_name = {layer.name: layer for layer in layers}
     if isinstance(by_name.get("members"), AddLogOdds):  # the n-gram member (ngram_member)
@@ -329,18 +309,3 @@ def fuse(model: keras.Model, vocabulary: list[str] = (),
         return None
     return (FusedGRUClassifier(embedding, gru, dense, char_grams, vocabulary, member)
             if supported else None)
-
-
-def _fuse_ensemble(model: keras.Model, layers, averages, vocabulary,
-                   word_grams: int) -> FusedEnsemble | None:
-    """An ensemble is its members (models) and one ``Average`` of their outputs; it is
-    fused when every member is."""
-    members = [layer for layer in layers if isinstance(layer, keras.Model)]
-    if len(averages) != 1 or len(layers) != len(members) + 1:
-        return None
-    if _input_layers(model, averages[0]) != members:
-        return None
-    fused = [fuse(member, vocabulary, word_grams) for member in members]
-    if any(not isinstance(member, FusedGRUClassifier) for member in fused):
-        return None
-    return FusedEnsemble(fused)

@@ -6,7 +6,6 @@ pipeline and by the benchmarks (the textbook RNN is just another ``ModelConfig``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Callable
@@ -22,10 +21,6 @@ __all__ = ["ModelConfig", "build_classifier", "train_classifier", "predict_proba
 
 EpochCallback = Callable[[int, dict], None]
 _OOV_ID = 1  # pipeline.text.OOV_ID; not imported, to keep this module free of text handling
-
-
-_RNN_LAYERS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM,
-               "simple": keras.layers.SimpleRNN}
 
 
 @keras.saving.register_keras_serializable(package="spam_pipeline")
@@ -53,31 +48,6 @@ class WordDropout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="spam_pipeline")
-class MaskedMaxOverTime(keras.layers.Layer):
-    """Max over the time steps that are not padding (Keras' GlobalMaxPooling1D ignores the
-    mask, which would make a message's score depend on how far its batch is padded)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def call(self, inputs, mask=None):
-        if mask is None:
-            return keras.ops.max(inputs, axis=1)
-        keep = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
-        lowest = keras.ops.full_like(inputs, -1e9)
-        pooled = keras.ops.max(keras.ops.where(keep, inputs, lowest), axis=1)
-        any_step = keras.ops.any(keep, axis=1)
-        return keras.ops.where(any_step, pooled, keras.ops.zeros_like(pooled))
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
 
 @keras.saving.register_keras_serializable(package="spam_pipeline")
@@ -140,46 +110,6 @@ class AddLogOdds(keras.layers.Layer):
         return {**super().get_config(), "weight": self.weight}
 
 
-@keras.saving.register_keras_serializable(package="spam_pipeline")
-class AdversarialShift(keras.layers.Layer):
-    """Where adversarial training (``adversarial_epsilon``) moves a message's word
-    embeddings; the identity everywhere else, at inference always.
-
-    :class:`_AdversarialTraining` drives it within one training step: first it watches
-    the embeddings on a gradient tape (``probe``), then it has them replaced by those same
-    embeddings moved along the loss gradient (``replace``), so that the second pass reads
-    the very words of the first one, after the same word dropout."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-        self._tape = None
-        self._replacement = None
-        self.seen = None
-
-    def probe(self, tape) -> None:
-        self._tape, self._replacement, self.seen = tape, None, None
-
-    def replace(self, embeddings) -> None:
-        self._tape, self._replacement = None, embeddings
-
-    def reset(self) -> None:
-        self._tape = self._replacement = self.seen = None
-
-    def call(self, embeddings, training=None):
-        if not training:
-            return embeddings
-        if self._replacement is not None:
-            return self._replacement
-        if self._tape is not None:
-            self._tape.watch(embeddings)
-            self.seen = embeddings
-        return embeddings
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
 # The training-only output that learns the teacher's score (pipeline.teacher).
 TEACHER_OUTPUT = "teacher"
 
@@ -203,8 +133,8 @@ def model_inputs(config: ModelConfig):
 
 def build_classifier(vocabulary_size: int, config: ModelConfig,
                      name: str = "spam_rnn", for_training: bool = False) -> keras.Model:
-    """Embedding -> (bidirectional) recurrent layer [+ mean character n-gram embedding]
-    -> dropout -> spam probability.
+    """Embedding -> GRU (final state) [+ mean character n-gram embedding] -> dropout ->
+    spam probability.
 
     Optional in training only: word dropout before the embedding, channel (spatial)
     dropout after it, and word-branch dropout (the recurrent summary of a whole message
@@ -228,31 +158,16 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     if config.teacher_weight < 0:
         raise ValueError(f"teacher_weight {config.teacher_weight} is negative; use 0 to train "
                          "without the teacher")
-    if config.adversarial_epsilon < 0:
-        raise ValueError(f"adversarial_epsilon {config.adversarial_epsilon} is negative; use 0 "
-                         "to train without adversarial steps")
-    if config.rnn_type not in _RNN_LAYERS:
-        raise ValueError(f"rnn_type {config.rnn_type!r} is not one of {sorted(_RNN_LAYERS)}")
     inputs = model_inputs(config)
     x = inputs["token_ids"] if config.char_gram_buckets else inputs
     if config.word_dropout > 0:
         x = WordDropout(config.word_dropout, seed=config.seed, name="word_dropout")(x)
     x = keras.layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True,
                                name="embedding")(x)
-    if config.adversarial_epsilon > 0:
-        x = AdversarialShift(name="adversarial_shift")(x)
     if config.embedding_dropout > 0:
         # the same channels dropped at every word of a message (keeps the padding mask)
         x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
-    if config.pooling not in ("last", "max"):
-        raise ValueError(f"pooling {config.pooling!r} is not one of ['last', 'max']")
-    recurrent = _RNN_LAYERS[config.rnn_type](
-        config.rnn_units, return_sequences=config.pooling == "max", name=config.rnn_type)
-    if config.bidirectional:
-        recurrent = keras.layers.Bidirectional(recurrent, name=f"bi_{config.rnn_type}")
-    x = recurrent(x)
-    if config.pooling == "max":
-        x = MaskedMaxOverTime(name="max_over_time")(x)
+    x = keras.layers.GRU(config.rnn_units, name="gru")(x)
     if config.char_gram_buckets:
         grams = MeanBagEmbedding(config.char_gram_buckets, config.char_gram_dim,
                                  name="char_grams")(inputs["char_gram_ids"])
@@ -287,21 +202,12 @@ def build_classifier(vocabulary_size: int, config: ModelConfig,
     return keras.Model(inputs, probability, name=name)
 
 
-def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(config.learning_rate)
-    raise ValueError(f"optimizer {config.optimizer!r} is not one of ['adam', 'rmsprop']")
-
-
 def _history_key(key: str, metrics_output: str) -> str:
     """A metric's name in the history. With several outputs (the n-gram member, the
-    teacher's head or an ensemble's members), Keras prefixes the quality metrics with the
-    output that carries them, ``metrics_output`` ("val_network_auc", "val_served_auc");
-    they keep their plain names ("val_auc"). "loss" is the weighted sum of the outputs' losses,
-    beside each output's own ("network_loss", "member_loss", "served_loss": the output
-    early stopping watches; an ensemble's members' as "member_0_network_loss" ...)."""
+    teacher's head), Keras prefixes the quality metrics with the output that carries
+    them, ``metrics_output`` ("val_network_auc"); they keep their plain names ("val_auc").
+    "loss" is the weighted sum of the outputs' losses, beside each output's own
+    ("network_loss", "member_loss", "served_loss": the output early stopping watches)."""
     for prefix in ("val_", ""):
         if key.startswith(prefix + metrics_output + "_") and not key.endswith("_loss"):
             return prefix + key[len(prefix + metrics_output + "_"):]
@@ -339,12 +245,6 @@ def train_classifier(train_ids, train_labels: np.ndarray,
     ``train_ids`` and ``validation_ids`` are the model's inputs: an array of token ids, or
     the dict of :func:`pipeline.text.encode_inputs` with character n-grams.
 
-    With ``ensemble_size`` > 1, that many members, each with its own seed, train jointly:
-    one fit, every step updating each member on its own losses (as if it trained alone),
-    and early stopping watches the validation loss of their average, the output served.
-    The returned model averages the members' probabilities (one Keras model, so the export
-    and every caller stay the same).
-
     With ``teacher_weight`` > 0, ``teacher_scores`` (one per training message, in (0, 1);
     :func:`pipeline.teacher.out_of_fold_scores`) are the targets of a training-only head
     on the network's features, whose loss counts ``teacher_weight`` times; the served
@@ -359,134 +259,29 @@ def train_classifier(train_ids, train_labels: np.ndarray,
         raise ValueError(f"{len(teacher_scores)} teacher scores for {len(train_labels)} "
                          "training messages")
     make_deterministic(config.seed)
-    if config.ensemble_size <= 1:
-        model = build_classifier(vocabulary_size, config, "spam_rnn", for_training=True)
-        members = [model]
-    else:
-        members = [build_classifier(vocabulary_size,
-                                    dataclasses.replace(config, seed=config.seed
-                                                        * config.ensemble_size + member),
-                                    f"member_{member}", for_training=True)
-                   for member in range(config.ensemble_size)]
-        model = _joint_model(members, config)
+    model = build_classifier(vocabulary_size, config, "spam_rnn", for_training=True)
     history = _fit(model, train_ids, train_labels, validation_ids, validation_labels, config,
                    on_epoch, log_dir, teacher_scores)
-    # what is served: each member without its training-only outputs, and their average
+    if len(model.outputs) == 1:
+        return model, history
+    # what is served: the model without its training-only outputs
     served_layer = "members" if config.ngram_member else "spam_probability"
-    members = [member if len(member.outputs) == 1 else
-               keras.Model(member.inputs, member.get_layer(served_layer).output,
-                           name=member.name) for member in members]
-    if len(members) == 1:
-        return members[0], history
-    inputs = model_inputs(config)
-    probability = keras.layers.Average(name="ensemble_mean")([m(inputs) for m in members])
-    return keras.Model(inputs, probability, name="spam_rnn_ensemble"), history
+    return keras.Model(model.inputs, model.get_layer(served_layer).output,
+                       name=model.name), history
 
 
 def _loss_weights(config: ModelConfig) -> dict[str, float]:
-    """The loss weight of each kind of output (an ensemble's ``member_0_network`` is a
-    ``network``): the network and the n-gram member learn the labels on their own losses,
-    the teacher's head its score; what is served (the n-gram member's sum, an ensemble's
-    average) is only measured: no gradient."""
+    """The loss weight of each output: the network and the n-gram member learn the labels
+    on their own losses, the teacher's head its score; what is served (the n-gram
+    member's sum) is only measured: no gradient."""
     return {"network": 1.0, "member": 1.0, "served": 0.0, TEACHER_OUTPUT: config.teacher_weight}
-
-
-def _joint_model(members: list[keras.Model], config: ModelConfig) -> keras.Model:
-    """The ensemble in training: every output of every member (``member_0_network`` ...)
-    and ``served``, the average of the members' served outputs."""
-    inputs = model_inputs(config)
-    served_output = "served" if config.ngram_member else "network"
-    outputs, served = {}, []
-    for member in members:
-        member_outputs = member(inputs)
-        if not isinstance(member_outputs, dict):
-            member_outputs = {"network": member_outputs}
-        for output, tensor in member_outputs.items():
-            name = f"{member.name}_{output}"
-            outputs[name] = keras.layers.Identity(name=name)(tensor)
-        served.append(outputs[f"{member.name}_{served_output}"])
-    outputs["served"] = keras.layers.Average(name="served")(served)
-    return keras.Model(inputs, outputs, name="spam_rnn_ensemble")
-
-
-class _AdversarialTraining(keras.Model):
-    """Fits ``model`` with adversarial training on its word embeddings (Miyato, Dai and
-    Goodfellow, "Adversarial Training Methods for Semi-Supervised Text Classification",
-    ICLR 2017): each step also learns from the batch with every message's embeddings
-    moved by ``epsilon`` times their norm along the loss gradient, the direction that
-    hurts most, so the network cannot lean on a few words' exact vectors. The two
-    passes' losses are added; the history, the metrics and early stopping see the clean
-    pass only. Training-only: it shares ``model``'s weights and is never saved or served.
-    About twice the training time."""
-
-    def __init__(self, model: keras.Model, epsilon: float, loss_weights: dict[str, float]):
-        super().__init__(name=f"{model.name}_adversarial")
-        self.network = model
-        self.epsilon = epsilon
-        self.loss_weights = loss_weights  # per output ({} for one output of weight 1)
-        self.shifts = [layer for layer in _all_layers(model)
-                       if isinstance(layer, AdversarialShift)]
-        if not self.shifts:
-            raise ValueError("adversarial training needs the model's AdversarialShift "
-                             "layers: build it with adversarial_epsilon > 0")
-
-    def call(self, inputs, training=None):
-        return self.network(inputs, training=training)
-
-    def _loss(self, y, y_pred):
-        # the compiled losses' weighted sum, computed here rather than by compute_loss(),
-        # which would also add the moved pass to the per-output loss metrics
-        def cross_entropy(target, probability):
-            target = keras.ops.reshape(keras.ops.cast(target, probability.dtype), (-1, 1))
-            return keras.ops.mean(keras.losses.binary_crossentropy(target, probability))
-        if not isinstance(y_pred, dict):
-            return cross_entropy(y, y_pred)
-        return sum(weight * cross_entropy(y[output], y_pred[output])
-                   for output, weight in self.loss_weights.items() if weight)
-
-    def train_step(self, data):
-        x, y = data
-        with tf.GradientTape() as tape:
-            with tf.GradientTape() as probe:
-                for shift in self.shifts:
-                    shift.probe(probe)
-                y_pred = self(x, training=True)
-                loss = self.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-            seen = [shift.seen for shift in self.shifts]
-            for shift, embeddings, gradient in zip(self.shifts, seen, probe.gradient(loss, seen)):
-                shift.replace(embeddings + self.epsilon * _step(tf.stop_gradient(embeddings),
-                                                                tf.stop_gradient(gradient)))
-            adversarial = self._loss(y, self(x, training=True))
-            for shift in self.shifts:
-                shift.reset()
-            total = loss + adversarial
-        gradients = tape.gradient(total, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-        return self.compute_metrics(x, y, y_pred)
-
-
-def _step(embeddings, gradient):
-    """The gradient's direction, scaled to each message's embedding norm."""
-    def norm(t):
-        return tf.sqrt(tf.reduce_sum(tf.square(t), axis=[1, 2], keepdims=True))
-    return norm(embeddings) * gradient / (norm(gradient) + 1e-12)
-
-
-def _all_layers(model: keras.Model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation_labels,
          config: ModelConfig, on_epoch: EpochCallback | None, log_dir: Path | None,
          teacher_scores: np.ndarray | None) -> list[dict]:
-    """Compile and fit ``model`` (one network, or the joint model of an ensemble) with
-    early stopping; returns the history, one row per epoch."""
+    """Compile and fit ``model`` with early stopping; returns the history, one row per
+    epoch."""
     quality = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
                keras.metrics.Recall(name="spam_caught")]
     outputs = list(model.output) if isinstance(model.output, dict) else []
@@ -500,13 +295,10 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
     # each member learns on its own loss; the served output's loss (weight 0: no
     # gradient) is measured, and early stopping watches it on the validation split
     kinds = _loss_weights(config)
-    weights = {output: kinds[output.rsplit("_", 1)[-1]] for output in outputs}
-    trainer = (_AdversarialTraining(model, config.adversarial_epsilon, weights)
-               if config.adversarial_epsilon > 0 else model)
+    weights = {output: kinds[output] for output in outputs}
     if outputs:
-        # the quality metrics are the network's, or an ensemble's average's
-        metrics_output = "served" if config.ensemble_size > 1 else "network"
-        trainer.compile(optimizer=_optimizer(config),
+        metrics_output = "network"  # the quality metrics are the network's
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                         loss={output: "binary_crossentropy" for output in outputs},
                         loss_weights=weights, metrics={metrics_output: quality})
 
@@ -520,7 +312,8 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
                                        for data in (train_data, validation_data))
         monitor = "val_served_loss" if "served" in outputs else "val_network_loss"
     else:
-        trainer.compile(optimizer=_optimizer(config), loss="binary_crossentropy",
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                      loss="binary_crossentropy",
                         metrics=quality)
     callbacks: list[keras.callbacks.Callback] = []
     if config.early_stopping_patience > 0:
@@ -532,7 +325,7 @@ def _fit(model: keras.Model, train_ids, train_labels, validation_ids, validation
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     with _without_constant_folding():
-        fit = trainer.fit(train_data, validation_data=validation_data,
+        fit = model.fit(train_data, validation_data=validation_data,
                           epochs=config.epochs, shuffle=False,  # batches() shuffles
                           callbacks=callbacks, verbose=0)
     epochs = len(next(iter(fit.history.values()), []))

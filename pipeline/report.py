@@ -65,7 +65,7 @@ def _learning_curves(history: list[dict], path: Path) -> None:
     """Loss and validation metrics per epoch."""
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
     epochs = [h["epoch"] for h in history]
-    # with the n-gram member or an ensemble, also the served output's (what early
+    # with the n-gram member, also the served output's (what early
     # stopping watches)
     for key in [k for k in ("loss", "val_loss", "val_served_loss") if k in history[0]]:
         loss_axis.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)

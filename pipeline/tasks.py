@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import fields
 from pathlib import Path
 
 import luigi
@@ -25,7 +24,7 @@ from pipeline import batch_files, corpus, serving, token_rules
 from pipeline.atomic_output import atomic_directory, atomic_path
 from pipeline.labelled_files import name_of
 from pipeline.model_config import DEFAULTS as MODEL_DEFAULTS
-from pipeline.model_config import OPTIMIZERS, POOLINGS, RNN_TYPES, ModelConfig
+from pipeline.model_config import ARCHITECTURE, TUNED, ModelConfig
 from pipeline.settings import PipelineSettings, outputs_root, serving_base  # noqa: F401
 
 logger = logging.getLogger("luigi-interface")
@@ -202,38 +201,26 @@ class BuildVocab(PipelineTask):
             _json_dump(folder / "stats.json", stats)
 
 
-class TrainRNN(PipelineTask):
-    """Train the recurrent classifier; choose its threshold on validation; measure on test."""
+class ModelSettings(luigi.Config):
+    """``[model]``: the architecture's settings, settled by the measurements in
+    bench/model_variants.md; TrainRNN's parameters are what a user tunes per run. A
+    digest of these settings is part of the training target's name (``rules()``), so a
+    changed setting trains a new model without crowding every task id with them."""
 
-    output_kind = "training"
-    # the model's hyperparameters; their defaults are set in pipeline/model_config.py
-    rnn_type = luigi.ChoiceParameter(choices=RNN_TYPES,
-                                     default=MODEL_DEFAULTS.rnn_type)
-    bidirectional = luigi.BoolParameter(default=MODEL_DEFAULTS.bidirectional,
-                                        parsing=luigi.BoolParameter.EXPLICIT_PARSING)
-    embedding_dim = luigi.IntParameter(default=MODEL_DEFAULTS.embedding_dim)
-    rnn_units = luigi.IntParameter(default=MODEL_DEFAULTS.rnn_units)
-    pooling = luigi.ChoiceParameter(choices=POOLINGS, default=MODEL_DEFAULTS.pooling,
-                                    description="Final recurrent state or max over time.")
-    dropout = luigi.FloatParameter(default=MODEL_DEFAULTS.dropout)
+    @classmethod
+    def get_task_family(cls) -> str:
+        return "model"  # the section's name, not the class's
+
     word_dropout = luigi.FloatParameter(
         default=MODEL_DEFAULTS.word_dropout,
         description="Share of known words hidden as unknown in training.")
     embedding_dropout = luigi.FloatParameter(
         default=MODEL_DEFAULTS.embedding_dropout,
         description="Share of embedding channels dropped per message in training.")
-    max_length = luigi.IntParameter(default=MODEL_DEFAULTS.max_length,
-                                    description="Tokens kept per message.")
-    optimizer = luigi.ChoiceParameter(choices=OPTIMIZERS,
-                                      default=MODEL_DEFAULTS.optimizer)
-    learning_rate = luigi.FloatParameter(default=MODEL_DEFAULTS.learning_rate)
-    batch_size = luigi.IntParameter(default=MODEL_DEFAULTS.batch_size)
-    epochs = luigi.IntParameter(default=MODEL_DEFAULTS.epochs)
-    early_stopping_patience = luigi.IntParameter(default=MODEL_DEFAULTS.early_stopping_patience)
-    seed = luigi.IntParameter(default=MODEL_DEFAULTS.seed, description="Training seed.")
-    ensemble_size = luigi.IntParameter(
-        default=MODEL_DEFAULTS.ensemble_size,
-        description="Members averaged in one model (quality for scoring speed).")
+    early_stopping_patience = luigi.IntParameter(
+        default=MODEL_DEFAULTS.early_stopping_patience,
+        description="Epochs without a better validation loss before training stops "
+                    "(0: train every epoch).")
     char_gram_buckets = luigi.IntParameter(
         default=MODEL_DEFAULTS.char_gram_buckets,
         description="Hash buckets of the character n-grams (0: words only).")
@@ -255,11 +242,39 @@ class TrainRNN(PipelineTask):
     teacher_squash = luigi.FloatParameter(
         default=MODEL_DEFAULTS.teacher_squash,
         description="The SVM's margin m becomes the head's target 1 / (1 + exp(-squash m)).")
-    adversarial_epsilon = luigi.FloatParameter(
-        default=MODEL_DEFAULTS.adversarial_epsilon,
-        description="Adversarial training: each step also learns from the word embeddings "
-                    "moved this share of their norm along the loss gradient (0: off; "
-                    "about twice the training time).")
+
+    def values(self) -> dict:
+        return {name: getattr(self, name) for name in ARCHITECTURE}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.values(), sort_keys=True).encode()
+                              ).hexdigest()[:16]
+
+
+class TrainRNN(PipelineTask):
+    """Train the recurrent classifier; choose its threshold on validation; measure on test.
+
+    Its parameters are what a user tunes per run; the architecture's settings are
+    ``[model]`` (:class:`ModelSettings`)."""
+
+    output_kind = "training"
+    # the model's tuned settings; their defaults are set in pipeline/model_config.py
+    embedding_dim = luigi.IntParameter(default=MODEL_DEFAULTS.embedding_dim,
+                                       description="Size of each word's embedding.")
+    rnn_units = luigi.IntParameter(default=MODEL_DEFAULTS.rnn_units,
+                                   description="Units of the GRU.")
+    dropout = luigi.FloatParameter(default=MODEL_DEFAULTS.dropout,
+                                   description="Dropout before the output layer.")
+    max_length = luigi.IntParameter(default=MODEL_DEFAULTS.max_length,
+                                    description="Tokens kept per message.")
+    learning_rate = luigi.FloatParameter(default=MODEL_DEFAULTS.learning_rate,
+                                         description="Adam's learning rate.")
+    batch_size = luigi.IntParameter(default=MODEL_DEFAULTS.batch_size,
+                                    description="Training messages per step.")
+    epochs = luigi.IntParameter(default=MODEL_DEFAULTS.epochs,
+                                description="Most epochs trained (early stopping may stop "
+                                            "sooner).")
+    seed = luigi.IntParameter(default=MODEL_DEFAULTS.seed, description="Training seed.")
     # how the threshold is chosen, and what else is measured
     max_ham_blocked = luigi.FloatParameter(
         default=0.003, description="Target share of ham labelled spam; sets the threshold.")
@@ -286,14 +301,17 @@ class TrainRNN(PipelineTask):
                 self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch,
                 evaluation_sets=held_out, min_source_ham=self.min_source_ham)
 
+    def rules(self) -> list[str]:
+        return [f"model:{ModelSettings().digest()}"]  # [model]'s settings name the target
+
     def model_config(self) -> ModelConfig:
-        return ModelConfig(**{field.name: getattr(self, field.name)
-                              for field in fields(ModelConfig)})
+        return ModelConfig(**{name: getattr(self, name) for name in TUNED},
+                           **ModelSettings().values())
 
     def _report_epoch(self, epoch: int, logs: dict) -> None:
         self.progress(round(100 * epoch / self.epochs))
-        served = (f"val_served_loss {logs['val_served_loss']:.4f}, "  # the stopping loss of
-                  if "val_served_loss" in logs else "")  # the n-gram member or an ensemble
+        served = (f"val_served_loss {logs['val_served_loss']:.4f}, "  # the stopping loss
+                  if "val_served_loss" in logs else "")  # with the n-gram member
         message = (f"epoch {epoch}/{self.epochs}: {served}"
                    f"val_loss {logs.get('val_loss', 0):.4f}, "
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
@@ -326,6 +344,7 @@ class ExportSavedModel(PipelineTask):
             "export_id": self.fingerprint(),
             "training_run": training.name,
             "training_parameters": TrainRNN().to_str_params(only_significant=True),
+            "model_settings": ModelSettings().values(),
             "metrics": metrics,
             "corpus_sha256": corpus_stats["sha256"],
             "sources": [{key: source.get(key) for key in ("name", "location", "sha256",

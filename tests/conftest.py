@@ -124,7 +124,7 @@ def small_pipeline_settings(outputs: Path, corpus_zip: Path, sha256: str) -> dic
         "DownloadCorpus": {"url": corpus_zip, "sha256": sha256, "backoff_seconds": 0.01},
         "BuildVocab": {"min_count": 1},
         "TrainRNN": {"embedding_dim": 8, "rnn_units": 8, "epochs": 6, "batch_size": 16,
-                     "learning_rate": 0.01, "max_length": 20, "bidirectional": "false"},
+                     "learning_rate": 0.01, "max_length": 20},
     }
 
 

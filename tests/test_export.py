@@ -115,38 +115,3 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     probabilities, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     # float32 sums in another order (per word, then per message): a few 1e-7 apart
     np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=2e-6)
-
-
-def test_an_ensemble_is_exported_with_its_fused_graph_and_loads_in_a_tf1_session(tmp_path):
-    import dataclasses
-
-    from pipeline import export, text
-    from pipeline.model import ModelConfig, train_classifier
-
-    words = ["a", "now", "you", "to", "at", "prize", "win", "call"]
-    config = dataclasses.replace(ModelConfig(), embedding_dim=8, rnn_units=4, epochs=1,
-                                 char_gram_buckets=257, max_length=12, ensemble_size=2,
-                                 teacher_weight=0.0)
-    train = MESSAGES * 4
-    inputs = text.encode_inputs(train, words, config.max_length, config.char_gram_buckets,
-                                config.word_grams)
-    labels = np.array([i % 2 for i in range(len(train))], bool)
-    ensemble, _ = train_classifier(inputs, labels, inputs, labels,
-                                   len(words) + text.RESERVED_TOKENS, config)
-    destination = tmp_path / "export"
-    export.export_classifier(ensemble, words, config.max_length, 0.5, destination, {},
-                             char_gram_buckets=config.char_gram_buckets,
-                             word_grams=config.word_grams)
-    provenance = exported_model.read_provenance(destination)
-    assert provenance["network"] == "fused GRU, 2 members averaged"
-    expected = ensemble.predict(text.encode_inputs(
-        MESSAGES, words, config.max_length, config.char_gram_buckets, config.word_grams),
-        verbose=0).reshape(-1)
-    probabilities, _ = exported_model.ServingSignature(destination)(MESSAGES)
-    np.testing.assert_allclose(probabilities, expected, atol=2e-6)
-    session = exported_model.TF1SessionModel(destination)
-    try:
-        out = session.run("serving_default", {"texts": MESSAGES})
-    finally:
-        session.close()
-    np.testing.assert_allclose(out["spam_probability"], probabilities, atol=1e-6)

@@ -6,7 +6,7 @@ import pytest
 from pipeline import fused_gru, model
 from test_model import TINY, _data
 
-DEFAULT_LIKE = dataclasses.replace(TINY, bidirectional=False, word_dropout=0.1,
+DEFAULT_LIKE = dataclasses.replace(TINY, word_dropout=0.1,
                                    embedding_dropout=0.2)
 
 
@@ -41,32 +41,23 @@ def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained, staged
         np.testing.assert_allclose(fused(ids[:rows]).numpy(), expected[:rows], atol=1e-6)
 
 
-@pytest.mark.parametrize("change", [{"bidirectional": True}, {"rnn_type": "lstm"},
-                                    {"pooling": "max"},
-                                    {"bidirectional": True, "ensemble_size": 2, "epochs": 1}])
-def test_other_architectures_keep_the_keras_call(change):
-    config = dataclasses.replace(DEFAULT_LIKE, **change)
-    classifier = (model.train_classifier(*_data(), vocabulary_size=30, config=config)[0]
-                  if config.ensemble_size > 1 else model.build_classifier(30, config))
-    assert fused_gru.fuse(classifier) is None
-
-
-def test_an_ensemble_of_default_members_averages_their_fused_graphs():
-    config = dataclasses.replace(DEFAULT_LIKE, ensemble_size=2, epochs=2)
-    ensemble, _ = model.train_classifier(*_data(), vocabulary_size=30, config=config)
-    fused = fused_gru.fuse(ensemble)
-    assert isinstance(fused, fused_gru.FusedEnsemble) and len(fused.members) == 2
-    ids = _data()[2]
-    np.testing.assert_allclose(fused(ids).numpy(),
-                               model.predict_probabilities(ensemble, ids), atol=1e-6)
-    # the members differ (their own seeds), so the mean is not one member's score
-    first, second = (member(ids).numpy() for member in fused.members)
-    assert np.abs(first - second).max() > 1e-4
-
-
 MESSAGES = ["WIN a FREE prize now!! call 09061701461", "see you at 8?", "", "ok",
             "Claim your £900 reward at www.example.com today", "lunch? i'm starving",
             "Txt STOP to 87121", "héllo wörld ünïcode 😀"] * 4
+
+
+def test_a_model_of_another_architecture_keeps_the_keras_call():
+    import keras
+
+    ids = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(30, 8, mask_zero=True)(ids)
+    x = keras.layers.LSTM(4)(x)
+    assert fused_gru.fuse(keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(x))) \
+        is None
+    x = keras.layers.Bidirectional(keras.layers.GRU(4))(
+        keras.layers.Embedding(30, 8, mask_zero=True)(ids))
+    assert fused_gru.fuse(keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(x))) \
+        is None
 
 
 def test_fused_graph_with_char_grams_equals_the_keras_model():
@@ -108,28 +99,6 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
                                            len(words) + text.RESERVED_TOKENS, config)
     fused = fused_gru.fuse(classifier, words, word_grams)
     assert fused is not None and fused.member_weight == 0.25
-    tokens = text.tokenize(tf.constant(MESSAGES))
-    token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
-    ids = text.padded_ids(token_ids, config.max_length)
-    np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
-                               model.predict_probabilities(classifier, inputs), atol=1e-6)
-
-
-def test_an_adversarially_trained_model_keeps_the_fused_graph():
-    import tensorflow as tf
-
-    from pipeline import text
-
-    words = ["a", "now", "you", "to", "at", "prize"]
-    config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
-                                 max_length=5, word_branch_dropout=0.3, word_grams=2,
-                                 ngram_member=0.25, adversarial_epsilon=0.1)
-    inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets, 2)
-    labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
-    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
-                                           len(words) + text.RESERVED_TOKENS, config)
-    fused = fused_gru.fuse(classifier, words, 2)
-    assert fused is not None
     tokens = text.tokenize(tf.constant(MESSAGES))
     token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
     ids = text.padded_ids(token_ids, config.max_length)

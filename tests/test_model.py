@@ -3,8 +3,8 @@ import pytest
 
 from pipeline import model
 
-TINY = model.ModelConfig(rnn_type="gru", bidirectional=True, embedding_dim=8, rnn_units=4, pooling="last",
-                         dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, optimizer="adam", learning_rate=0.01,
+TINY = model.ModelConfig(embedding_dim=8, rnn_units=4,
+                         dropout=0.1, word_dropout=0.0, embedding_dropout=0.0, max_length=6, learning_rate=0.01,
                          batch_size=8, epochs=3, early_stopping_patience=0, seed=3,
                          char_gram_buckets=0, word_branch_dropout=0.0,  # words only
                          word_grams=0, ngram_member=0.0, teacher_weight=0.0)
@@ -45,12 +45,12 @@ def test_another_seed_gives_other_weights():
     assert model.weights_checksum(first) != model.weights_checksum(second)
 
 
-def test_every_recurrent_kind_builds_and_predicts_probabilities():
-    for kind in ("gru", "lstm", "simple"):
-        config = model.ModelConfig(**{**TINY.as_dict(), "rnn_type": kind, "bidirectional": False})
-        classifier = model.build_classifier(30, config)
-        p = model.predict_probabilities(classifier, np.array([[2, 3, 0, 0]], "int32"))
-        assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
+def test_the_classifier_builds_and_predicts_probabilities():
+    classifier = model.build_classifier(30, TINY)
+    assert [layer.name for layer in classifier.layers if layer.weights] == [
+        "embedding", "gru", "spam_probability"]
+    p = model.predict_probabilities(classifier, np.array([[2, 3, 0, 0]], "int32"))
+    assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
 
 
 def test_reported_epochs_match_the_history():
@@ -59,29 +59,6 @@ def test_reported_epochs_match_the_history():
                                         on_epoch=lambda epoch, logs: seen.append((epoch, logs)))
     assert [e for e, _ in seen] == [1, 2, 3]
     assert seen[-1][1]["val_loss"] == history[-1]["val_loss"]
-
-
-def test_an_ensemble_averages_its_members_and_survives_a_safe_reload(tmp_path):
-    import keras
-    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2, "epochs": 4,
-                                  "early_stopping_patience": 4})
-    ensemble, history = model.train_classifier(*_data(), vocabulary_size=30, config=config)
-    # the members train jointly: one fit, one history row per epoch, early stopping on
-    # their average's validation loss, and the weights of its best epoch are kept
-    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
-    _, _, ids, labels = _data()
-    members = [layer for layer in ensemble.layers if isinstance(layer, keras.Model)]
-    assert [m.name for m in members] == ["member_0", "member_1"]
-    scores = [model.predict_probabilities(m, ids) for m in members]
-    assert np.abs(scores[0] - scores[1]).max() > 1e-3  # each member has its own seed
-    expected = np.mean(scores, axis=0)
-    served_loss = keras.losses.binary_crossentropy(labels.astype("float32"), expected)
-    assert float(served_loss) == pytest.approx(min(h["val_served_loss"] for h in history),
-                                               abs=1e-5)
-    np.testing.assert_allclose(model.predict_probabilities(ensemble, ids), expected, atol=1e-6)
-    ensemble.save(tmp_path / "ensemble.keras")
-    reloaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
-    np.testing.assert_allclose(model.predict_probabilities(reloaded, ids), expected, atol=1e-6)
 
 
 def test_word_dropout_hides_known_words_only_in_training():
@@ -218,94 +195,3 @@ def test_a_teacher_weight_without_teacher_scores_is_refused():
     with pytest.raises(ValueError, match="teacher_weight -0.1 is negative"):
         model.build_classifier(30, model.ModelConfig(**{**TINY.as_dict(),
                                                         "teacher_weight": -0.1}))
-
-
-def test_adversarial_training_changes_the_weights_reproducibly_and_serves_the_plain_model(
-        tmp_path):
-    import keras
-    config = model.ModelConfig(**{**TINY.as_dict(), "bidirectional": False,
-                                  "char_gram_buckets": 97, "word_grams": 1,
-                                  "ngram_member": 0.5, "teacher_weight": 0.3,
-                                  "adversarial_epsilon": 0.1})
-    train_ids, train_labels, val_ids, val_labels = _data()
-
-    def fit(config):
-        return model.train_classifier(
-            _with_grams(train_ids), train_labels, _with_grams(val_ids), val_labels,
-            vocabulary_size=30, config=config, teacher_scores=_teacher_scores(train_labels))
-
-    adversarial, history = fit(config)
-    again, history_again = fit(config)
-    plain, _ = fit(model.ModelConfig(**{**config.as_dict(), "adversarial_epsilon": 0.0}))
-    assert model.weights_checksum(adversarial) == model.weights_checksum(again)
-    assert history == history_again
-    assert model.weights_checksum(adversarial) != model.weights_checksum(plain)
-    # the history's training loss is the clean pass's, as without adversarial steps
-    row = history[-1]
-    assert row["loss"] == pytest.approx(row["network_loss"] + row["member_loss"]
-                                        + 0.3 * row["teacher_loss"], rel=1e-4)
-    # served: one probability; the shift is the identity outside training, and the model
-    # survives a safe reload
-    assert len(adversarial.outputs) == 1
-    assert "adversarial_shift" in [layer.name for layer in adversarial.layers]
-    scores = model.predict_probabilities(adversarial, _with_grams(val_ids))
-    adversarial.save(tmp_path / "adversarial.keras")
-    reloaded = keras.models.load_model(tmp_path / "adversarial.keras", safe_mode=True)
-    np.testing.assert_array_equal(model.predict_probabilities(reloaded, _with_grams(val_ids)),
-                                  scores)
-
-
-def test_the_adversarial_step_follows_the_gradient_at_each_messages_embedding_norm():
-    import tensorflow as tf
-    rng = np.random.default_rng(1)
-    embeddings = tf.constant(rng.normal(size=(3, 4, 5)), tf.float32)
-    gradient = tf.constant(rng.normal(size=(3, 4, 5)) * [[[1e-3]], [[1.0]], [[50.0]]],
-                           tf.float32)
-    step = model._step(embeddings, gradient).numpy()
-    for message in range(3):
-        assert np.linalg.norm(step[message]) == pytest.approx(
-            np.linalg.norm(embeddings[message]), rel=1e-5)
-        cosine = np.sum(step[message] * gradient[message].numpy()) / (
-            np.linalg.norm(step[message]) * np.linalg.norm(gradient[message]))
-        assert cosine == pytest.approx(1.0, abs=1e-5)
-    # a message without gradient (all padding) is not moved
-    assert np.all(model._step(embeddings, tf.zeros_like(gradient)).numpy() == 0)
-
-
-def test_the_shift_moves_embeddings_only_inside_an_adversarial_step():
-    import tensorflow as tf
-    shift = model.AdversarialShift()
-    embeddings = tf.ones((2, 3, 4))
-    moved = embeddings + 0.5
-    with tf.GradientTape() as tape:
-        shift.probe(tape)
-        assert shift(embeddings, training=True) is embeddings
-    assert shift.seen is embeddings
-    shift.replace(moved)
-    assert shift(embeddings, training=True) is moved
-    assert shift(embeddings, training=False) is embeddings  # never at inference
-    shift.reset()
-    assert shift(embeddings, training=True) is embeddings and shift.seen is None
-
-
-def test_adversarial_training_reaches_every_member_of_an_ensemble():
-    config = model.ModelConfig(**{**TINY.as_dict(), "ensemble_size": 2,
-                                  "adversarial_epsilon": 0.1})
-    members = [model.build_classifier(30, config, f"member_{i}", for_training=True)
-               for i in range(2)]
-    trainer = model._AdversarialTraining(model._joint_model(members, config), 0.1, {})
-    assert [shift.name for shift in trainer.shifts] == ["adversarial_shift"] * 2
-    assert trainer.shifts[0] is not trainer.shifts[1]
-    ensemble, history = model.train_classifier(*_data(), vocabulary_size=30, config=config)
-    assert len(history) == TINY.epochs
-    _, _, ids, _ = _data()
-    p = model.predict_probabilities(ensemble, ids)
-    assert p.shape == (len(ids),) and ((0 <= p) & (p <= 1)).all()
-
-
-def test_a_negative_adversarial_epsilon_is_refused():
-    with pytest.raises(ValueError, match="adversarial_epsilon -0.1 is negative"):
-        model.build_classifier(30, model.ModelConfig(**{**TINY.as_dict(),
-                                                        "adversarial_epsilon": -0.1}))
-    with pytest.raises(ValueError, match="AdversarialShift"):
-        model._AdversarialTraining(model.build_classifier(30, TINY), 0.1, {})

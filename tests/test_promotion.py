@@ -22,8 +22,9 @@ def _with(settings, section, **options):
 def _worse(settings):
     """A deliberately worse model (one epoch at a tiny learning rate), and a lax absolute
     floor so that only the comparison with the live version can refuse it."""
-    worse = _with(settings, "TrainRNN", epochs=1, learning_rate=0.0003,  # and no n-gram
-                  ngram_member=0, word_grams=0)  # member, which learns in one epoch
+    worse = _with(_with(settings, "TrainRNN", epochs=1, learning_rate=0.0003),
+                  "model", ngram_member=0, word_grams=0)  # and no n-gram member, which
+    # learns in one epoch
     return _with(worse, "PromoteVersion", min_mcc=-1, max_ham_blocked=1, min_spam_caught=0)
 
 

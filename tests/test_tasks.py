@@ -130,6 +130,7 @@ def test_promoting_the_same_export_again_adds_no_version(small_chain):
 def test_a_changed_hyperparameter_or_corpus_makes_new_targets(small_chain):
     with luigi_config(small_chain["settings"]):
         base = {t: t().fingerprint() for t in (tasks.TrainRNN, tasks.ExportSavedModel)}
+        base_id = tasks.TrainRNN().task_id
         assert tasks.TrainRNN(seed=1).fingerprint() != base[tasks.TrainRNN]
         assert tasks.TrainRNN(batch_size=16).fingerprint() == base[tasks.TrainRNN]
     changed = {**small_chain["settings"],
@@ -147,6 +148,21 @@ def test_a_changed_hyperparameter_or_corpus_makes_new_targets(small_chain):
                                  "url": "https://mirror.invalid/sms.zip"}}
     with luigi_config(mirror):  # where the bytes come from does not change what they are
         assert tasks.TrainRNN().fingerprint() == base[tasks.TrainRNN]
+    architecture = {**small_chain["settings"], "model": {"teacher_weight": 0.5}}
+    with luigi_config(architecture):  # a [model] setting names the target, not the task id
+        assert tasks.TrainRNN().task_id == base_id
+        assert tasks.TrainRNN().fingerprint() != base[tasks.TrainRNN]
+        assert tasks.TrainRNN().model_config().teacher_weight == 0.5
+        assert not tasks.PromoteVersion().complete()
+
+
+def test_train_rnn_has_at_most_a_dozen_significant_parameters():
+    """The dashboard's row of a training stays readable: the architecture's settings are
+    [model], named by their digest in the target."""
+    significant = [name for name, p in tasks.TrainRNN.get_params() if p.significant]
+    assert len(significant) <= 12, significant
+    with luigi_config({}):
+        assert len(tasks.TrainRNN().task_id) < 80
 
 
 def test_new_tokenization_rules_make_a_new_vocabulary_and_model(small_chain, monkeypatch):
@@ -175,7 +191,8 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
     known = {"pipeline": tasks.PipelineSettings, "DownloadCorpus": tasks.DownloadCorpus,
              "BuildVocab": tasks.BuildVocab, "TrainRNN": tasks.TrainRNN,
              "PromoteVersion": tasks.PromoteVersion, "BatchScore": tasks.BatchScore,
-             "spark": tasks.SparkSettings, "ReviewQueue": tasks.ReviewQueue,
+             "spark": tasks.SparkSettings, "model": tasks.ModelSettings,
+             "ReviewQueue": tasks.ReviewQueue,
              "MonitorScores": tasks.MonitorScores}
     assert set(known) == {s for s in config.sections() if s[0].isupper() or s in known}
     for section, task in known.items():
@@ -185,23 +202,28 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
             # A setting says what it is: in luigi.cfg's comments for the model's
             # hyperparameters, in its description (shown by --help) for the others.
             assert parameters[option].description or parameters[option].significant is False \
-                or section in ("TrainRNN", "BuildVocab"), f"[{section}] {option}"
+                or section in ("TrainRNN", "BuildVocab", "model"), f"[{section}] {option}"
 
 
 def test_the_model_defaults_have_one_source_that_luigi_cfg_documents():
-    """TrainRNN's hyperparameters default to pipeline.model_config.DEFAULTS; luigi.cfg lists
-    each of them, commented out, with the same value."""
+    """TrainRNN's parameters and [model]'s settings default to
+    pipeline.model_config.DEFAULTS; luigi.cfg lists each of them, commented out, in its
+    section, with the same value."""
     import re
-    from dataclasses import fields
 
-    from pipeline.model_config import DEFAULTS, ModelConfig
+    from pipeline.model_config import ARCHITECTURE, DEFAULTS, TUNED
 
-    train = tasks.TrainRNN.get_params()
-    for field in fields(ModelConfig):
-        assert dict(train)[field.name]._default == getattr(DEFAULTS, field.name), field.name
-    section = (REPO / "luigi.cfg").read_text().split("[TrainRNN]", 1)[1].split("\n[", 1)[0]
-    documented = dict(re.findall(r"^# (\w+) = (.*)$", section, flags=re.MULTILINE))
-    assert set(documented) == {field.name for field in fields(ModelConfig)}
+    documented = {}
+    for section, task, names in (("TrainRNN", tasks.TrainRNN, TUNED),
+                                 ("model", tasks.ModelSettings, ARCHITECTURE)):
+        params = dict(task.get_params())
+        for name in names:
+            assert params[name]._default == getattr(DEFAULTS, name), name
+        cfg = (REPO / "luigi.cfg").read_text()
+        text = cfg.split(f"\n[{section}]\n", 1)[1].split("\n[", 1)[0]
+        found = dict(re.findall(r"^# (\w+) = (.*)$", text, flags=re.MULTILINE))
+        assert set(found) == set(names), section
+        documented.update(found)
     for name, value in documented.items():
         kind = type(getattr(DEFAULTS, name))
         parsed = value == "true" if kind is bool else kind(value)
