@@ -37,13 +37,19 @@ def main() -> None:
     config = luigi.configuration.get_config()
     config.set("pipeline", "outputs_root", str(OUTPUTS))  # as luigi_command() runs it
     config.set("DownloadCorpus", "url", corpus_url())
-    from pipeline import corpus, exported_model, monitoring, scoring, serving, tasks, text
+    from pipeline.serving import batching
+    from pipeline.data import corpus
+    from pipeline.serving import exported_model
+    from pipeline.monitoring import drift
+    from pipeline.serving import model_base
+    from pipeline import tasks
+    from pipeline.data import text
 
     base = OUTPUTS / "serving" / "spam_ham"
-    version = serving.live_version(base)
+    version = model_base.live_version(base)
     signature = exported_model.ServingSignature(base / str(version))
     reference, words = exported_model.read_monitoring_reference(base / str(version))
-    reference = monitoring.Reference.from_dict(reference)
+    reference = drift.Reference.from_dict(reference)
     lookup = text.make_lookup(words)
     table = corpus.read_corpus_table(tasks.DownloadCorpus().output_folder() / "messages.csv")
     kinds = {"test split": table.loc[table.split == "test", "text"].tolist(),
@@ -60,9 +66,9 @@ def main() -> None:
             for _ in range(args.days):
                 day = [texts[i] for i in rng.choice(len(texts), min(size, len(texts)),
                                                     replace=False)]
-                probabilities, labels = scoring.score_texts(day, signature, 1024)
+                probabilities, labels = batching.score_texts(day, signature, 1024)
                 counts = text.token_statistics(day, lookup)
-                figures.append(monitoring.day_summary(
+                figures.append(drift.day_summary(
                     probabilities.astype(np.float64), labels == "spam", counts["word_tokens"],
                     counts["oov_tokens"], counts["url_messages"], reference, thresholds))
             rows.append(_row(kind, size, figures))

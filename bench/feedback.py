@@ -75,9 +75,9 @@ def promote(outputs: Path, *options: str) -> tuple[bool, float, str]:
 def last_gate(outputs: Path) -> tuple[dict, dict]:
     """The newest audit record of ``outputs``' model base path and the metrics.json of
     the export it judged (from the export's provenance)."""
-    from pipeline import serving
+    from pipeline.serving import model_base
 
-    record = serving.read_audit(outputs / "serving" / "spam_ham")[-1]
+    record = model_base.read_audit(outputs / "serving" / "spam_ham")[-1]
     export = outputs / "exports" / record["export_id"]
     provenance = json.loads((export / "assets.extra" / "provenance.json").read_text())
     return record, provenance["metrics"]

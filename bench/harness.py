@@ -58,7 +58,7 @@ def score_file(path: Path, date: str, *options: str, outputs: Path = OUTPUTS
 
 
 def corpus_texts() -> list[str]:
-    from pipeline import corpus
+    from pipeline.data import corpus
 
     member = corpus.read_corpus_member(Path(SHARED_ZIP).read_bytes())
     table, _ = corpus.build_corpus_table(member, seed=0, max_malformed_share=0.01)

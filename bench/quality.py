@@ -58,7 +58,7 @@ def our_settings(overrides: dict[str, str] | None = None):
     ``--model-teacher-weight 0`` is)."""
     harness.use_repository_config()
     from pipeline import tasks
-    from pipeline.model_config import TUNED, ModelConfig
+    from pipeline.model.config import TUNED, ModelConfig
     tasks_of = {"TrainRNN": tasks.TrainRNN, "model": tasks.ModelSettings}
     params = {name: (section, parameter) for section, task in tasks_of.items()
               for name, parameter in task.get_params()}
@@ -79,7 +79,8 @@ def our_settings(overrides: dict[str, str] | None = None):
 
 def rnn_runs(table, config, min_count, max_size, max_ham_blocked, min_threshold, seeds,
              held_out):
-    from pipeline import training_run, vocabulary
+    from pipeline.model import training_run
+    from pipeline.data import vocabulary
 
     train = table[table.split == "train"]["text"].tolist()
     validation = table[table.split == "validation"]["text"].tolist()
@@ -104,7 +105,7 @@ def hindsight_spam_caught(test, held_out) -> tuple[float, float] | None:
     threshold catches while blocking at most the targets' share of the test split's ham
     and of ``held_out``'s ham. Picked on those sets themselves: a diagnostic, never a
     threshold to serve. None without ``held_out``."""
-    from pipeline import metrics
+    from pipeline.model import metrics
 
     if held_out is None:
         return None
@@ -117,7 +118,9 @@ def hindsight_spam_caught(test, held_out) -> tuple[float, float] | None:
 
 
 def svm_run(table, max_ham_blocked, held_out):
-    from pipeline import corpus, metrics, teacher
+    from pipeline.data import corpus
+    from pipeline.model import metrics
+    from pipeline.model import teacher
     started = time.perf_counter()
     split = {name: corpus.texts_and_labels(table, name)
              for name in ("train", "validation", "test")}
@@ -184,7 +187,8 @@ def main() -> None:
         overrides[name] = value
     started = time.perf_counter()
 
-    from pipeline import corpus, evaluation_sets
+    from pipeline.data import corpus
+    from pipeline.data import evaluation_sets
     config, min_count, max_size, max_ham_blocked, min_threshold, split_seed = our_settings()
     variant = our_settings(overrides)[0] if overrides else config  # our RNN's rows only
     ours_name = "our RNN, luigi.cfg" + "".join(f" + {setting}" for setting in args.set)

@@ -55,9 +55,10 @@ def main() -> None:
     marginal = marginal_rate(args.small, small, args.large, large)
     serial_rate = marginal_rate(args.small, serial_small, args.large, serial_large)
 
-    from pipeline import exported_model, serving
+    from pipeline.serving import exported_model
+    from pipeline.serving import model_base
     base = harness.OUTPUTS / "serving" / "spam_ham"
-    signature = exported_model.ServingSignature(base / str(serving.live_version(base)))
+    signature = exported_model.ServingSignature(base / str(model_base.live_version(base)))
     texts = harness.corpus_texts()
     messages = [texts[i % len(texts)] for i in range(args.single_calls)]
     signature(messages[:10])
@@ -128,7 +129,8 @@ def spark_rows(args, local_marginal: float) -> list[list[str]]:
 def svm_messages_per_second(rows: int, repeats: int) -> float:
     import pandas as pd
 
-    from pipeline import corpus, teacher
+    from pipeline.data import corpus
+    from pipeline.model import teacher
     member = corpus.read_corpus_member(Path(harness.SHARED_ZIP).read_bytes())
     table, _ = corpus.build_corpus_table(member, 0, 0.01)
     train = table[table.split == "train"]

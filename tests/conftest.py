@@ -190,3 +190,19 @@ def chain_copy(small_chain, tmp_path):
     outputs = tmp_path / "outputs"
     shutil.copytree(small_chain["outputs"], outputs, symlinks=True)
     return outputs, {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
+
+
+# The fast tier (`pytest -m "not slow"`, README "Two commands"): a test is slow when it
+# trains a model (a fixture that runs the small chain, or a module that trains tiny models
+# itself), reads the real corpus, or starts luigid, Spark, a browser or the luigi command.
+SLOW_FIXTURES = {"small_chain", "chain_copy", "small_pipeline", "shared_zip", "spark"}
+SLOW_MODULES = {"test_end_to_end", "test_operations", "test_reliability", "test_spark_engine",
+                "test_feedback_loop", "test_model", "test_fused_gru", "test_teacher",
+                "test_client", "test_packaging"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

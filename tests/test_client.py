@@ -17,7 +17,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from pipeline import client, export, exported_model
+from pipeline.serving import client
+from pipeline.serving import export
+from pipeline.serving import exported_model
 
 MESSAGES = ["WINNER!! claim your £1000 prize now, call 09061234567", "see you at 8?", "中文 😀"]
 

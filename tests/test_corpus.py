@@ -5,9 +5,9 @@ import threading
 import pytest
 
 from conftest import serve_folder, zip_bytes
-from pipeline import corpus
+from pipeline.data import corpus, download
 
-FAST = corpus.DownloadPolicy(connect_timeout=2, read_timeout=2, attempts=3,
+FAST = download.DownloadPolicy(connect_timeout=2, read_timeout=2, attempts=3,
                              backoff_seconds=0.01)
 
 
@@ -83,20 +83,20 @@ def test_zip_bomb_is_refused_before_decompressing():
 def test_fetch_reads_file_urls_and_plain_paths(tmp_path):
     path = tmp_path / "a b.zip"
     path.write_bytes(b"payload")
-    assert corpus.fetch(str(path), FAST) == b"payload"
-    assert corpus.fetch(path.as_uri(), FAST) == b"payload"
+    assert download.fetch(str(path), FAST) == b"payload"
+    assert download.fetch(path.as_uri(), FAST) == b"payload"
 
 
 def test_fetch_refuses_other_schemes():
     with pytest.raises(corpus.CorpusError, match="unsupported URL scheme 'ftp'"):
-        corpus.fetch("ftp://example.org/x.zip", FAST)
+        download.fetch("ftp://example.org/x.zip", FAST)
 
 
 def test_fetch_over_http_reports_progress(tmp_path):
     (tmp_path / "c.zip").write_bytes(b"z" * 200_000)
     seen = []
     with serve_folder(tmp_path) as url:
-        data = corpus.fetch(f"{url}/c.zip", FAST, on_progress=lambda n, total: seen.append((n, total)))
+        data = download.fetch(f"{url}/c.zip", FAST, on_progress=lambda n, total: seen.append((n, total)))
     assert data == b"z" * 200_000
     assert seen[-1] == (200_000, 200_000)
 
@@ -104,7 +104,7 @@ def test_fetch_over_http_reports_progress(tmp_path):
 def test_fetch_does_not_retry_a_missing_file(tmp_path):
     with serve_folder(tmp_path) as url:
         with pytest.raises(corpus.CorpusError, match="HTTP 404"):
-            corpus.fetch(f"{url}/missing.zip", FAST)
+            download.fetch(f"{url}/missing.zip", FAST)
 
 
 class _FlakyHandler(http.server.BaseHTTPRequestHandler):
@@ -131,7 +131,7 @@ def test_fetch_retries_server_errors_then_succeeds():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/x.zip"
-        assert corpus.fetch(url, FAST) == b"done"
+        assert download.fetch(url, FAST) == b"done"
         assert _FlakyHandler.calls == 3
     finally:
         server.shutdown()
@@ -144,7 +144,7 @@ def test_fetch_gives_up_with_a_clear_error_when_nothing_answers():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(corpus.CorpusError, match="after 3 attempts"):
-        corpus.fetch(f"http://127.0.0.1:{port}/x.zip", FAST)
+        download.fetch(f"http://127.0.0.1:{port}/x.zip", FAST)
 
 
 def test_texts_that_look_like_missing_values_stay_text(tmp_path):

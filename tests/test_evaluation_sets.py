@@ -5,8 +5,10 @@ import luigi
 import pytest
 
 from conftest import REPO, luigi_config
-from pipeline import evaluation_sets, exported_model, tasks
-from pipeline.evaluation_sets import EvaluationSetError
+from pipeline.data import evaluation_sets
+from pipeline.serving import exported_model
+from pipeline import tasks
+from pipeline.data.evaluation_sets import EvaluationSetError
 
 OOD = REPO.parent / "shared" / "data" / "sms-ood-dev"
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from pipeline import exported_model
+from pipeline.serving import exported_model
 
 MESSAGES = ["WINNER!! you have won a £1000 prize. call 0906123 now", "ok see you at 5pm then",
             "", "Émoji 😀 中文", "x " * 500]
@@ -101,7 +101,8 @@ def test_saved_model_cli_runs_raw_text(small_chain):
 def test_export_scores_equal_the_trained_keras_model(small_chain):
     import keras
 
-    from pipeline import text, vocabulary
+    from pipeline.data import text
+    from pipeline.data import vocabulary
     provenance = exported_model.read_provenance(small_chain["export"])
     assert provenance["network"] == "fused GRU"  # the default architecture's fast graph
     trained = keras.models.load_model(small_chain["training"] / "model.keras")

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO, luigi_config, serve_folder
-from pipeline import corpus, promotion, serving, tasks
+from pipeline.data import corpus, download
+from pipeline.serving import promotion
+from pipeline.serving import model_base
+from pipeline import tasks
 
 OOD = REPO.parent / "shared" / "data" / "sms-ood-dev"
-FAST = corpus.DownloadPolicy(connect_timeout=2, read_timeout=2, attempts=1, backoff_seconds=0)
+FAST = download.DownloadPolicy(connect_timeout=2, read_timeout=2, attempts=1, backoff_seconds=0)
 
 
 def _write(folder, name, content):
@@ -193,7 +196,7 @@ def test_a_retrain_with_a_source_is_measured_and_gated_per_source(chain_copy, tm
                                                          r"source_min_mcc"):
             tasks.PromoteVersion().run()
     base = outputs / "serving" / "spam_ham"
-    assert serving.live_version(base) == 1
+    assert model_base.live_version(base) == 1
     with luigi_config(extra):
         assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="WARNING")
         training = tasks.TrainRNN().output_folder()
@@ -209,11 +212,11 @@ def test_a_retrain_with_a_source_is_measured_and_gated_per_source(chain_copy, tm
     assert result["test"]["messages"] == sum(
         m["messages"] for m in result["test_by_source"].values())
     assert "test: parcels (12)" in (training / "report" / "report.html").read_text()
-    assert serving.live_version(base) == 2
-    provenance = serving.version_provenance(base, 2)
+    assert model_base.live_version(base) == 2
+    provenance = model_base.version_provenance(base, 2)
     assert [s["name"] for s in provenance["sources"]] == [corpus.CORPUS_SOURCE, "parcels"]
     assert provenance["sources"][1]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    audit = serving.read_audit(base)
+    audit = model_base.read_audit(base)
     refused, published = audit[-2], audit[-1]
     assert refused["event"] == "refused" and "parcels" in refused["extra_sources"]
     assert published["extra_sources"]["parcels"]["live_metrics"]["threshold"] > 0

@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 
 from conftest import luigi_config
-from pipeline import batch_files, serving, spreadsheet_cells, tasks
+from pipeline.scoring import batch_files
+from pipeline.serving import model_base
+from pipeline.data import spreadsheet_cells
+from pipeline import tasks
 
 DAY, NEXT_DAY, AFTER, LATER = (dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3),
                                dt.date(2026, 12, 4))
@@ -109,8 +112,8 @@ def test_labelled_recent_messages_reach_production(chain_copy, tmp_path):
         again = tasks.ReviewQueue(date=AFTER, input=str(incoming / f"{DAY}.csv"))
         assert _build(again) == luigi.LuigiStatusCode.SUCCESS
         queue_again = pd.read_csv(again.output().path, keep_default_na=False, dtype=str)
-    assert serving.live_version(base) == 2
-    promoted = serving.read_audit(base)[-1]
+    assert model_base.live_version(base) == 2
+    promoted = model_base.read_audit(base)[-1]
     assert promoted["event"] == "promoted" and promoted["live_version"] == 1
     assert f"reviewed-{DAY}" in promoted["extra_sources"]
     assert set(promoted["verdicts"]) == {"ham", "spam"}

@@ -3,7 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import fused_gru, model
+from pipeline.model import fused_gru
+from pipeline.model import network
 from test_model import TINY, _data
 
 DEFAULT_LIKE = dataclasses.replace(TINY, word_dropout=0.1,
@@ -12,7 +13,7 @@ DEFAULT_LIKE = dataclasses.replace(TINY, word_dropout=0.1,
 
 @pytest.fixture(scope="module")
 def trained():
-    classifier, _ = model.train_classifier(*_data(), vocabulary_size=30, config=DEFAULT_LIKE)
+    classifier, _ = network.train_classifier(*_data(), vocabulary_size=30, config=DEFAULT_LIKE)
     return classifier
 
 
@@ -27,7 +28,7 @@ def test_fused_graph_equals_the_keras_model_on_every_kind_of_row(trained, staged
     lengths = rng.integers(0, 10, size=40)                   # 0: an empty message
     ids[np.arange(9) >= lengths[:, None]] = 0
     ids[::5, 1] = 0  # a padding id inside a message: a step that keeps the state
-    expected = model.predict_probabilities(trained, ids)
+    expected = network.predict_probabilities(trained, ids)
     np.testing.assert_allclose(fused(ids).numpy(), expected, atol=1e-6)
     # a padded step keeps the state exactly: trailing padding does not change a single bit
     np.testing.assert_array_equal(fused(np.pad(ids, [(0, 0), (0, 4)])).numpy(),
@@ -63,14 +64,14 @@ def test_a_model_of_another_architecture_keeps_the_keras_call():
 def test_fused_graph_with_char_grams_equals_the_keras_model():
     import tensorflow as tf
 
-    from pipeline import text
+    from pipeline.data import text
 
     words = ["a", "now", "you", "to", "at", "prize"]
     config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
                                  max_length=5, word_branch_dropout=0.3)
     inputs = text.encode_inputs(MESSAGES, words, config.max_length, config.char_gram_buckets)
     labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
-    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
+    classifier, _ = network.train_classifier(inputs, labels, inputs, labels,
                                            len(words) + text.RESERVED_TOKENS, config)
     fused = fused_gru.fuse(classifier, words)
     assert fused is not None and fused.char_gram_logits is not None
@@ -78,14 +79,14 @@ def test_fused_graph_with_char_grams_equals_the_keras_model():
     token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
-                               model.predict_probabilities(classifier, inputs), atol=1e-6)
+                               network.predict_probabilities(classifier, inputs), atol=1e-6)
 
 
 @pytest.mark.parametrize("word_grams", [0, 1, 2])
 def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     import tensorflow as tf
 
-    from pipeline import text
+    from pipeline.data import text
 
     words = ["a", "now", "you", "to", "at", "prize"]
     config = dataclasses.replace(DEFAULT_LIKE, char_gram_buckets=257, char_gram_dim=4,
@@ -95,7 +96,7 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
                                 word_grams)
     assert ("word_gram_ids" in inputs) == bool(word_grams)
     labels = np.array([i % 2 for i in range(len(MESSAGES))], bool)
-    classifier, _ = model.train_classifier(inputs, labels, inputs, labels,
+    classifier, _ = network.train_classifier(inputs, labels, inputs, labels,
                                            len(words) + text.RESERVED_TOKENS, config)
     fused = fused_gru.fuse(classifier, words, word_grams)
     assert fused is not None and fused.member_weight == 0.25
@@ -103,4 +104,4 @@ def test_fused_graph_with_the_ngram_member_equals_the_keras_model(word_grams):
     token_ids = tf.ragged.map_flat_values(text.make_lookup(words).lookup, tokens)
     ids = text.padded_ids(token_ids, config.max_length)
     np.testing.assert_allclose(fused(ids, tokens, token_ids).numpy(),
-                               model.predict_probabilities(classifier, inputs), atol=1e-6)
+                               network.predict_probabilities(classifier, inputs), atol=1e-6)

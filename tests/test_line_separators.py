@@ -9,8 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline import batch_files, labelled_files, review_queue, serving
-from pipeline.spreadsheet_cells import neutralise_cell, restore_cell
+from pipeline.scoring import batch_files
+from pipeline.data import labelled_files
+from pipeline.monitoring import review_queue
+from pipeline.serving import model_base
+from pipeline.data.spreadsheet_cells import neutralise_cell, restore_cell
 
 SEPARATORS = ["\u0085", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"]
 
@@ -119,11 +122,11 @@ def test_labelled_csv_lines_are_numbered_by_lf_and_a_bad_row_is_named():
 
 def test_the_audit_log_keeps_a_line_separator_inside_a_record(tmp_path):
     base = tmp_path / "spam_ham"
-    serving.append_audit(base, "promoted", note="a\u2028b")
-    with open(serving.audit_log_path(base), "a", encoding="utf-8") as handle:
+    model_base.append_audit(base, "promoted", note="a\u2028b")
+    with open(model_base.audit_log_path(base), "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"event": "note", "note": "c\u2029d\x85"},
                                 ensure_ascii=False) + "\n")
-    records = serving.read_audit(base)
+    records = model_base.read_audit(base)
     assert [r["note"] for r in records] == ["a\u2028b", "c\u2029d\x85"]
 
 

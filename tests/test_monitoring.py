@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import monitoring
-from pipeline.monitoring import DriftThresholds, Reference
+from pipeline.monitoring import drift
+from pipeline.monitoring.drift import DriftThresholds, Reference
 
 THRESHOLDS = DriftThresholds(max_psi=0.25, max_oov_share=0.2, max_url_share=0.15,
                              max_spam_share=0.5, min_rows=50)
@@ -23,7 +23,7 @@ def reference_scores(rows=400, seed=0):
 @pytest.fixture
 def reference():
     p = reference_scores()
-    return Reference(histogram=monitoring.score_histogram(p), rows=p.size,
+    return Reference(histogram=drift.score_histogram(p), rows=p.size,
                      spam_share=float(np.mean(p >= 0.5)), mean_probability=float(p.mean()),
                      oov_share=0.03, url_share=0.02)
 
@@ -31,15 +31,15 @@ def reference():
 def summary_of(p, reference, oov_tokens=30, word_tokens=1000, url_messages=None,
                thresholds=THRESHOLDS):
     url_messages = round(0.02 * len(p)) if url_messages is None else url_messages
-    return monitoring.day_summary(p, p >= 0.5, word_tokens, oov_tokens, url_messages,
+    return drift.day_summary(p, p >= 0.5, word_tokens, oov_tokens, url_messages,
                                   reference, thresholds)
 
 
 def test_histogram_puts_edge_values_in_the_right_bins():
-    counts = monitoring.score_histogram(np.array([0.0, 0.5, 0.99, 1.0, 0.0099]))
-    assert len(counts) == len(monitoring.BIN_EDGES) - 1
+    counts = drift.score_histogram(np.array([0.0, 0.5, 0.99, 1.0, 0.0099]))
+    assert len(counts) == len(drift.BIN_EDGES) - 1
     assert counts[0] == 2  # 0.0 and 0.0099 in [0, 0.01)
-    assert counts[monitoring.BIN_EDGES.index(0.5)] == 1  # 0.5 opens [0.5, 0.65)
+    assert counts[drift.BIN_EDGES.index(0.5)] == 1  # 0.5 opens [0.5, 0.65)
     assert counts[-1] == 2  # 0.99 and 1.0 in the closed last bin [0.99, 1.0]
     assert sum(counts) == 5
 
@@ -47,22 +47,22 @@ def test_histogram_puts_edge_values_in_the_right_bins():
 @pytest.mark.parametrize("bad", [np.nan, 1.5, -0.1])
 def test_histogram_rejects_impossible_probabilities(bad):
     with pytest.raises(ValueError, match="1 of 3 probabilities"):
-        monitoring.score_histogram(np.array([0.2, bad, 0.7]))
+        drift.score_histogram(np.array([0.2, bad, 0.7]))
 
 
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shifted_one():
     same = [10, 20, 30, 40]
-    assert monitoring.population_stability_index(same, [1, 2, 3, 4]) == pytest.approx(0, abs=1e-12)
+    assert drift.population_stability_index(same, [1, 2, 3, 4]) == pytest.approx(0, abs=1e-12)
     shifted = [40, 30, 20, 10]
-    psi = monitoring.population_stability_index(same, shifted)
+    psi = drift.population_stability_index(same, shifted)
     assert psi > 0.25
-    assert monitoring.population_stability_index(shifted, same) == pytest.approx(psi)
+    assert drift.population_stability_index(shifted, same) == pytest.approx(psi)
     slightly = [11, 20, 30, 39]
-    assert 0 < monitoring.population_stability_index(same, slightly) < 0.01
+    assert 0 < drift.population_stability_index(same, slightly) < 0.01
 
 
 def test_psi_stays_finite_when_a_bin_is_empty():
-    psi = monitoring.population_stability_index([0, 50, 50], [50, 50, 0])
+    psi = drift.population_stability_index([0, 50, 50], [50, 50, 0])
     assert math.isfinite(psi) and psi > 1
 
 
@@ -70,7 +70,7 @@ def test_psi_stays_finite_when_a_bin_is_empty():
     ([1, 2, 3], [1, 2], "3 and 2 bins"), ([0, 0], [1, 2], "empty"), ([1, 2], [0, 0], "empty")])
 def test_psi_rejects_histograms_it_cannot_compare(reference_counts, day_counts, message):
     with pytest.raises(ValueError, match=message):
-        monitoring.population_stability_index(reference_counts, day_counts)
+        drift.population_stability_index(reference_counts, day_counts)
 
 
 def test_a_day_like_the_reference_is_not_drift(reference):
@@ -78,7 +78,7 @@ def test_a_day_like_the_reference_is_not_drift(reference):
     assert summary["drift"] is False and summary["reasons"] == []
     assert summary["psi"] < 0.1
     assert summary["rows"] == 300
-    assert summary["histogram"]["edges"] == list(monitoring.BIN_EDGES)
+    assert summary["histogram"]["edges"] == list(drift.BIN_EDGES)
     assert sum(summary["histogram"]["counts"]) == 300
     assert summary["oov_share"] == pytest.approx(0.03)
     assert summary["url_share"] == pytest.approx(0.02)
@@ -152,8 +152,8 @@ def three_days(tmp_path, reference):
 
 
 def test_read_days_finds_every_day_summary_and_skips_the_rest(three_days):
-    frame = monitoring.read_days(three_days)
-    assert list(frame.columns) == list(monitoring.DAY_COLUMNS)
+    frame = drift.read_days(three_days)
+    assert list(frame.columns) == list(drift.DAY_COLUMNS)
     assert list(frame["date"]) == ["2024-05-01", "2024-05-02", "2024-05-03"]
     assert list(frame["drift"]) == [False, False, True]
     assert frame["reasons"].iloc[2].startswith("oov_share 0.4 is above max_oov_share")
@@ -162,12 +162,12 @@ def test_read_days_finds_every_day_summary_and_skips_the_rest(three_days):
 
 
 def test_read_days_of_a_missing_folder_is_empty(tmp_path):
-    frame = monitoring.read_days(tmp_path / "nothing")
-    assert frame.empty and list(frame.columns) == list(monitoring.DAY_COLUMNS)
+    frame = drift.read_days(tmp_path / "nothing")
+    assert frame.empty and list(frame.columns) == list(drift.DAY_COLUMNS)
 
 
 def test_report_shows_trends_and_every_day_newest_first(three_days):
-    page = monitoring.write_report(three_days, THRESHOLDS)
+    page = drift.write_report(three_days, THRESHOLDS)
     assert page == three_days / "report.html"
     text = page.read_text(encoding="utf-8")
     assert '<img src="data:image/png;base64,' in text
@@ -183,13 +183,13 @@ def test_report_shows_trends_and_every_day_newest_first(three_days):
 
 
 def test_report_keeps_only_the_last_days_and_works_with_one(three_days):
-    text = monitoring.write_report(three_days, THRESHOLDS, days=1).read_text(encoding="utf-8")
+    text = drift.write_report(three_days, THRESHOLDS, days=1).read_text(encoding="utf-8")
     assert "2024-05-03" in text and "2024-05-01" not in text
     assert "data:image/png;base64," in text
 
 
 def test_report_without_days_says_so(tmp_path):
-    text = monitoring.write_report(tmp_path, THRESHOLDS).read_text(encoding="utf-8")
+    text = drift.write_report(tmp_path, THRESHOLDS).read_text(encoding="utf-8")
     assert "No monitored days yet" in text and "<img" not in text
 
 
@@ -202,7 +202,7 @@ def test_prometheus_file_holds_the_day_with_labels(tmp_path, reference):
     summary = summary_of(reference_scores(rows=300, seed=3), reference, oov_tokens=400)
     path = tmp_path / "textfile" / "spam_ham_monitor_inbox.prom"
     path.parent.mkdir()
-    monitoring.write_prometheus(path, summary, "2024-05-03", 'in"box\\', model_version=4)
+    drift.write_prometheus(path, summary, "2024-05-03", 'in"box\\', model_version=4)
     samples = parse_metrics(path)
     assert set(samples) == {f"spam_ham_monitor_{k}" for k in (
         "rows", "spam_share", "mean_probability", "oov_share", "url_share", "psi", "drift",
@@ -220,8 +220,8 @@ def test_prometheus_file_holds_the_day_with_labels(tmp_path, reference):
 def test_prometheus_file_without_model_version_and_rewritten(tmp_path, reference):
     path = tmp_path / "inbox.prom"
     calm = summary_of(reference_scores(rows=300, seed=1), reference)
-    monitoring.write_prometheus(path, {**calm, "drift": True}, "2024-05-01", "inbox", None)
-    monitoring.write_prometheus(path, calm, "2024-05-02", "inbox", None)
+    drift.write_prometheus(path, {**calm, "drift": True}, "2024-05-01", "inbox", None)
+    drift.write_prometheus(path, calm, "2024-05-02", "inbox", None)
     samples = parse_metrics(path)
     assert samples["spam_ham_monitor_drift"].value == 0
     assert samples["spam_ham_monitor_drift"].labels == {"input": "inbox"}
@@ -232,4 +232,4 @@ def test_prometheus_file_without_model_version_and_rewritten(tmp_path, reference
 def test_prometheus_file_must_be_one_the_collector_reads(tmp_path, reference):
     calm = summary_of(reference_scores(rows=300, seed=1), reference)
     with pytest.raises(ValueError, match=r"\.prom"):
-        monitoring.write_prometheus(tmp_path / "inbox.txt", calm, "2024-05-01", "inbox", 1)
+        drift.write_prometheus(tmp_path / "inbox.txt", calm, "2024-05-01", "inbox", 1)

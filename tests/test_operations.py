@@ -256,8 +256,8 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     assert {w.returncode for w in workers} <= {0, 10, 25}, logs[0][-2000:] + logs[1][-2000:]
     assert not any("failed" in log.split("Execution Summary")[-1] for log in logs)
 
-    ran = [[line.split("BatchScore(date=")[1][:10] for line in log.splitlines()
-            if " done " in line and "BatchScore(date=" in line] for log in logs]
+    ran = [[line.split("ScoreLocally(date=")[1][:10] for line in log.splitlines()
+            if " done " in line and "ScoreLocally(date=" in line] for log in logs]
     assert sorted(ran[0] + ran[1]) == [days[0], days[2], days[3]], ran  # only missing days
     assert ran[0] and ran[1], f"both workers should have scored a day: {ran}"
     for day in days:

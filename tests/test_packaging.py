@@ -58,13 +58,25 @@ def test_the_wheel_installs_with_its_dependencies_and_console_scripts(tmp_path):
 
 
 def test_the_readmes_layout_lists_every_module_and_file():
-    """README, "Layout": every module of pipeline/ and every top-level file it names exists,
-    and no module is missing from it."""
+    """README, "Layout": the tree of pipeline/ names every module and package, each where it
+    is, and every other file it names exists."""
     readme = (REPO / "README.md").read_text()
     layout = readme.split("## Layout\n", 1)[1].split("```", 2)[1]
-    named = [line.split()[0] for line in layout.splitlines() if line.strip()]
-    modules = {line.split()[0] for line in layout.splitlines() if line.startswith("  ")}
-    assert modules == {p.name for p in (REPO / "pipeline").glob("*.py")} - {"__init__.py"}
-    for name in named:
-        if not name.endswith(".py"):
-            assert (REPO / name.rstrip("/")).exists(), f"README's layout names {name}"
+    listed, folders = set(), []
+    for line in layout.splitlines():
+        if not line.startswith("  "):
+            if line.strip():
+                name = line.split()[0]
+                assert (REPO / name.rstrip("/")).exists(), f"README's layout names {name}"
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        name = line.split()[0]
+        folders[depth - 1:] = [name.rstrip("/")] if name.endswith("/") else []
+        path = "/".join(["pipeline", *folders[:depth - 1], name]).rstrip("/")
+        listed.add(path)
+    actual = {str(path.relative_to(REPO)) for path in (REPO / "pipeline").rglob("*.py")
+              if path.name != "__init__.py"}
+    actual |= {str(path.parent.relative_to(REPO))
+               for path in (REPO / "pipeline").rglob("__init__.py")} - {"pipeline"}
+    assert listed == actual, (f"missing from README's layout: {sorted(actual - listed)}; "
+                              f"listed but absent: {sorted(listed - actual)}")

@@ -10,7 +10,10 @@ import luigi
 import pytest
 
 from conftest import REPO, luigi_config, write_cfg
-from pipeline import deployment, promotion, serving, tasks
+from pipeline.serving import deployment
+from pipeline.serving import promotion
+from pipeline.serving import model_base
+from pipeline import tasks
 
 BIN = Path(sys.executable).parent
 
@@ -37,8 +40,8 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
         assert result.status == luigi.LuigiStatusCode.FAILED
         staged = tasks.ExportSavedModel().output_folder()
         assert staged.is_dir(), "the refused candidate stays staged"
-    assert serving.serving_versions(base) == [1]
-    [refusal] = [r for r in serving.read_audit(base) if r["event"] == "refused"]
+    assert model_base.serving_versions(base) == [1]
+    [refusal] = [r for r in model_base.read_audit(base) if r["event"] == "refused"]
     assert any("a regression against the live version" in reason and "p = " in reason
                for reason in refusal["reasons"]), refusal
     assert refusal["live_version"] == 1
@@ -47,8 +50,8 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
 
     with luigi_config(_with(_worse(settings), "PromoteVersion", force="true")):
         assert luigi.build([tasks.PromoteVersion()], local_scheduler=True, log_level="CRITICAL")
-    assert serving.serving_versions(base) == [1, 2]
-    promoted = serving.read_audit(base)[-1]
+    assert model_base.serving_versions(base) == [1, 2]
+    promoted = model_base.read_audit(base)[-1]
     assert promoted["event"] == "promoted" and promoted["forced_past"]
 
     rolled = subprocess.run(  # the documented command, in a process of its own
@@ -58,10 +61,10 @@ def test_a_worse_model_is_refused_then_forced_then_rolled_back(chain_copy):
              "PATH": "/usr/bin:/bin"})
     assert rolled.returncode == 0, rolled.stderr
     assert json.loads(rolled.stdout)["new_version"] == 3
-    assert serving.live_version(base) == 3
+    assert model_base.live_version(base) == 3
     assert (base / "3" / "saved_model.pb").read_bytes() == (base / "1" / "saved_model.pb").read_bytes()
-    assert serving.version_provenance(base, 3)["copy_of_version"] == 1
-    assert serving.read_audit(base)[-1]["event"] == "rolled_back"
+    assert model_base.version_provenance(base, 3)["copy_of_version"] == 1
+    assert model_base.read_audit(base)[-1]["event"] == "rolled_back"
     with luigi_config(settings):  # the rollback sticks: nothing re-promotes the original
         assert tasks.PromoteVersion().complete()
 
@@ -90,7 +93,7 @@ def test_a_broken_candidate_fails_the_smoke_test_and_is_not_published(chain_copy
         promote.set_status_message = lambda message: None
         with pytest.raises(promotion.PromotionRefused, match="smoke test"):
             promote.run()
-    assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
+    assert model_base.serving_versions(outputs / "serving" / "spam_ham") == [1]
 
 
 def test_a_smoke_test_with_no_verdict_in_time_is_a_refusal(tmp_path, monkeypatch):
@@ -102,7 +105,7 @@ def test_a_smoke_test_with_no_verdict_in_time_is_a_refusal(tmp_path, monkeypatch
     smoke = promotion.SmokeTest(tmp_path / "staged")
     with pytest.raises(promotion.PromotionRefused, match="no verdict within 0.01 s"):
         smoke.check(base, "abc123")
-    [record] = serving.read_audit(base)
+    [record] = model_base.read_audit(base)
     assert record["event"] == "refused" and record["export_id"] == "abc123"
     assert record["reasons"] == ["no verdict within 0.01 s"]
 
@@ -111,9 +114,9 @@ def test_pruning_keeps_the_newest_versions(tmp_path):
     base = tmp_path / "spam_ham"
     for version in range(1, 6):
         (base / str(version)).mkdir(parents=True)
-    with serving.promotion_lock(base):
-        assert serving.prune_versions(base, keep=2) == [1, 2, 3]
-    assert serving.serving_versions(base) == [4, 5]
+    with model_base.promotion_lock(base):
+        assert model_base.prune_versions(base, keep=2) == [1, 2, 3]
+    assert model_base.serving_versions(base) == [4, 5]
     assert sorted(p.name for p in base.iterdir()) == ["4", "5"]
 
 

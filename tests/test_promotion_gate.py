@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import metrics, promotion_gate
+from pipeline.model import metrics
+from pipeline.serving import promotion_gate
 
 RULES = promotion_gate.GateRules(min_mcc=0.0, max_ham_blocked=1.0, min_spam_caught=0.0)
 GOOD = {"mcc": 0.95, "ham_blocked": 0.002, "spam_caught": 0.9, "messages": 1000}

@@ -19,9 +19,15 @@ import pandas as pd
 import pytest
 
 from conftest import LUIGI, REPO, luigi_config, write_cfg, zip_bytes
-from pipeline import batch_files, corpus, export, exported_model, scoring, serving, tasks
+from pipeline.scoring import batch_files
+from pipeline.data import corpus, download
+from pipeline.serving import export
+from pipeline.serving import exported_model
+from pipeline.scoring import local_engine
+from pipeline.serving import model_base
+from pipeline import tasks
 
-FAST = corpus.DownloadPolicy(connect_timeout=1, read_timeout=1, attempts=2,
+FAST = download.DownloadPolicy(connect_timeout=1, read_timeout=1, attempts=2,
                              backoff_seconds=0.01)
 
 
@@ -84,7 +90,7 @@ def test_unreliable_servers_are_retried_then_fail_clearly(behaviour, message):
     handler = _handler(behaviour)
     with _Server(handler) as server:
         with pytest.raises(corpus.CorpusError, match="after 2 attempts") as error:
-            corpus.fetch(server.url, FAST)
+            download.fetch(server.url, FAST)
     assert message in str(error.value)
     assert handler.calls == 2
 
@@ -104,7 +110,7 @@ def test_tls_certificates_are_verified(tmp_path):
         request.wfile.write(b"ok")
     with _Server(_handler(serve), context) as server:
         with pytest.raises(corpus.CorpusError, match="CERTIFICATE_VERIFY_FAILED"):
-            corpus.fetch(server.url, FAST)
+            download.fetch(server.url, FAST)
 
 
 @pytest.mark.parametrize("archive, sha, message", [
@@ -205,7 +211,7 @@ def test_header_only_and_empty_text_files_give_empty_outputs(small_chain, tmp_pa
 
 def _score_file(small_chain, path: Path, tmp_path: Path) -> pd.DataFrame:
     out = tmp_path / f"{path.name}.scores.parquet"
-    rows = scoring.score_messages(batch_files.read_messages(path, chunk_rows=4),
+    rows = local_engine.score_messages(batch_files.read_messages(path, chunk_rows=4),
                                   batch_files.ParquetSink(out), _real_score(small_chain),
                                   model_version=1, batch_size=3)
     frame = pd.read_parquet(out)
@@ -243,13 +249,13 @@ def _looks_complete_means_complete(outputs: Path) -> list[str]:
                 problems.append(f"partial training {folder}: no {name}")
     base = outputs / "serving" / "spam_ham"
     for folder in [*(outputs / "exports").glob("[!.]*"),
-                   *(base / str(v) for v in serving.serving_versions(base))]:
+                   *(base / str(v) for v in model_base.serving_versions(base))]:
         for name in ("saved_model.pb", "variables/variables.index", export.WARMUP_FILE,
                      export.PROVENANCE_FILE):
             if not (folder / name).exists():
                 problems.append(f"partial export {folder}: no {name}")
-    if len(serving.serving_versions(base)) > 1:
-        problems.append(f"one export published twice: {serving.serving_versions(base)}")
+    if len(model_base.serving_versions(base)) > 1:
+        problems.append(f"one export published twice: {model_base.serving_versions(base)}")
     for scores in (outputs / "scores").glob("*/[!.]*.csv"):
         if len(pd.read_csv(scores)) != 6:
             problems.append(f"partial scores {scores}")
@@ -282,7 +288,7 @@ def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, t
                            timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
     assert _looks_complete_means_complete(outputs) == []
-    assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
+    assert model_base.serving_versions(outputs / "serving" / "spam_ham") == [1]
     [scores] = (outputs / "scores").glob("*/[!.]*.csv")
     assert len(pd.read_csv(scores)) == 6
     hidden = [p for p in outputs.rglob(".*tmp-*")]
@@ -300,8 +306,8 @@ def test_racing_promote_version_runs_publish_exactly_one_version(chain_copy, tmp
     runs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL) for _ in range(3)]
     assert [r.wait(timeout=600) for r in runs] == [0, 0, 0]
-    assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
-    events = [r["event"] for r in serving.read_audit(outputs / "serving" / "spam_ham")]
+    assert model_base.serving_versions(outputs / "serving" / "spam_ham") == [1]
+    events = [r["event"] for r in model_base.read_audit(outputs / "serving" / "spam_ham")]
     assert events == ["promoted"]
 
 
@@ -343,4 +349,4 @@ def test_a_full_disk_while_exporting_fails_cleanly(chain_copy, tmp_path):
         text=True, timeout=600, preexec_fn=_limit_file_size(20_000))
     assert result.returncode == 30, result.stderr[-2000:]
     assert list((outputs / "exports").iterdir()) == []  # no target, no leftover
-    assert serving.serving_versions(outputs / "serving" / "spam_ham") == [1]
+    assert model_base.serving_versions(outputs / "serving" / "spam_ham") == [1]

@@ -13,7 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, luigi_config, write_cfg
-from pipeline import batch_files, corpus, review_queue, spreadsheet_cells, tasks
+from pipeline.scoring import batch_files
+from pipeline.data import corpus
+from pipeline.monitoring import review_queue
+from pipeline.data import spreadsheet_cells
+from pipeline import tasks
 from test_operations import ARTIFACTS, run_luigi
 
 SUPER = REPO.parent / "shared" / "data" / "sms-ood-dev" / "super_sms_legacy.tsv"

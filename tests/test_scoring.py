@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import batch_files, scoring
+from pipeline.scoring import batch_files
+from pipeline.scoring import local_engine
 
 
 def fake_score(texts):
@@ -15,7 +16,7 @@ def fake_score(texts):
 
 def score_to_frame(messages, batch_size=3, concurrent_batches=1):
     out = io.BytesIO()
-    rows = scoring.score_messages(messages, batch_files.CsvSink(out), fake_score, model_version=7,
+    rows = local_engine.score_messages(messages, batch_files.CsvSink(out), fake_score, model_version=7,
                                   batch_size=batch_size, concurrent_batches=concurrent_batches)
     out.seek(0)
     frame = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
@@ -63,11 +64,11 @@ def test_shards_joined_in_order_equal_one_pass(tmp_path):
     parts = []
     for shard in range(3):
         part = tmp_path / f"part-{shard}.parquet"
-        scoring.score_messages(scoring.shard_chunks(chunks(), shard, 3),
+        local_engine.score_messages(local_engine.shard_chunks(chunks(), shard, 3),
                                batch_files.ParquetSink(part), fake_score, 7, batch_size=3)
         parts.append(part)
     out = io.BytesIO()
-    assert scoring.join_shards(parts, batch_files.CsvSink(out)) == 23
+    assert local_engine.join_shards(parts, batch_files.CsvSink(out)) == 23
     out.seek(0)
     joined = pd.read_csv(out, dtype={"id": str, "text": str}, keep_default_na=False)
     pd.testing.assert_frame_equal(joined, whole)
@@ -93,13 +94,13 @@ def test_a_failing_write_stops_the_run():
             raise AssertionError("a failed output must not be closed as if complete")
 
     with pytest.raises(OSError, match="No space left"):
-        scoring.score_messages([pd.DataFrame({"id": ["1"], "text": ["hi"]})] * 3, FullDisk(),
+        local_engine.score_messages([pd.DataFrame({"id": ["1"], "text": ["hi"]})] * 3, FullDisk(),
                                fake_score, 7, batch_size=2)
 
 
 def test_csv_output_of_no_rows_still_has_its_header(tmp_path):
     path = tmp_path / "out.csv"
-    assert scoring.score_messages([], batch_files.CsvSink(path), fake_score, 7, batch_size=2) == 0
+    assert local_engine.score_messages([], batch_files.CsvSink(path), fake_score, 7, batch_size=2) == 0
     assert path.read_text().splitlines() == [",".join(f'"{c}"' for c in batch_files.OUTPUT_COLUMNS)]
 
 
@@ -117,23 +118,24 @@ def test_json_lines_rows_without_an_id_get_their_row_number(tmp_path):
     assert frame["text"].tolist() == ["a", "b", "c"]
 
 
+@pytest.mark.slow  # three Python processes that start TensorFlow
 def test_one_thread_per_batch_takes_effect_only_before_tensorflow_starts():
     import subprocess
     import sys
 
     def run(program: str) -> str:
         done = subprocess.run([sys.executable, "-c", "import tensorflow as tf\n"
-                               "from pipeline import scoring\n" + program],
+                               "from pipeline.serving import batching\n" + program],
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.split()[-1]
 
-    assert run("print(scoring.one_tensorflow_thread_per_batch(),"
+    assert run("print(batching.one_tensorflow_thread_per_batch(),"
                " tf.config.threading.get_intra_op_parallelism_threads())") == "1"
-    assert run("print(scoring.one_tensorflow_thread_per_batch())") == "True"
+    assert run("print(batching.one_tensorflow_thread_per_batch())") == "True"
     # once TensorFlow has run (as after TrainRNN in the same process): no error, no change
     assert run("tf.constant([1.0]) + 1.0\n"
-               "print(scoring.one_tensorflow_thread_per_batch())") == "False"
+               "print(batching.one_tensorflow_thread_per_batch())") == "False"
 
 
 class RecordingSink:
@@ -157,7 +159,7 @@ def test_a_chunk_that_cannot_be_read_stops_the_run_after_the_chunks_before_it():
 
     sink = RecordingSink()
     with pytest.raises(batch_files.BatchInputError, match="line 4"):
-        scoring.score_messages(chunks(), sink, fake_score, 7, batch_size=1,
+        local_engine.score_messages(chunks(), sink, fake_score, 7, batch_size=1,
                                concurrent_batches=3)
     assert not sink.closed
     assert sum(len(table) for table in sink.tables) <= 3
@@ -174,7 +176,7 @@ def test_a_failing_batch_stops_the_run_and_the_output_stays_incomplete():
                 pd.DataFrame({"id": ["5"], "text": ["later"]})]
     sink = RecordingSink()
     with pytest.raises(RuntimeError, match="signature failed"):
-        scoring.score_messages(messages, sink, score, 7, batch_size=1, concurrent_batches=2)
+        local_engine.score_messages(messages, sink, score, 7, batch_size=1, concurrent_batches=2)
     assert not sink.closed
     assert [table["id"].to_pylist() for table in sink.tables] in ([], [["1", "2"]])
 

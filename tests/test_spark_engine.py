@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, SHARED_CORPUS, luigi_config, write_cfg
-from pipeline import batch_files, tasks
+from pipeline.scoring import batch_files
+from pipeline import tasks
 from test_operations import run_luigi
 
 pyspark = pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
@@ -136,8 +137,10 @@ def test_bad_input_is_refused_and_nothing_is_published(chain_copy, tmp_path, cas
     with luigi_config(settings):
         task = tasks.BatchScore(date=DAY, input=str(folder), engine="spark")
         assert not luigi.build([task], local_scheduler=True, log_level="CRITICAL")
+        engine = task.requires()  # BatchScore picks its engine in requires()
+        assert isinstance(engine, tasks.ScoreOnSpark)
         with pytest.raises(batch_files.BatchInputError, match=message) as error:
-            next(task.run())  # run() is a generator (BatchScore may yield shards)
+            engine.run()
         assert str(folder) in str(error.value)
         assert not Path(task.output().path).exists()
         assert not list(Path(task.output().path).parent.glob(".*tmp-*"))

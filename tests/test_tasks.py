@@ -68,12 +68,13 @@ def test_a_file_edited_between_two_same_day_runs_is_scored_again(small_chain, tm
 
 
 def test_a_file_changed_while_it_is_scored_publishes_nothing(small_chain, tmp_path):
-    from pipeline.input_stamp import InputChangedError
+    from pipeline.scoring.input_stamp import InputChangedError
 
     messages = tmp_path / "growing.txt"
     messages.write_text("first line\n", encoding="utf-8")
     with luigi_config(small_chain["settings"]):
-        score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 5))
+        score = tasks.BatchScore(input=str(messages), date=dt.date(2026, 1, 5)).requires()
+        assert isinstance(score, tasks.ScoreLocally)  # BatchScore's engine
         score.set_status_message = score.set_progress_percentage = lambda value: None
         original = score._record_input
 
@@ -84,7 +85,7 @@ def test_a_file_changed_while_it_is_scored_publishes_nothing(small_chain, tmp_pa
 
         score._record_input = append_then_record
         with pytest.raises(InputChangedError, match="changed while it was being scored"):
-            for _ in score.run():
+            for _ in score.run() or ():
                 pass
         assert not list((small_chain["outputs"] / "scores" / "2026-01-05").glob("growing*"))
 
@@ -102,7 +103,9 @@ def test_a_date_default_is_the_day_the_task_is_made_not_imported(monkeypatch):
         def today(cls):
             return tomorrow
 
-    monkeypatch.setattr(tasks, "dt", types.SimpleNamespace(date=Tomorrow))
+    from pipeline.tasks import base
+
+    monkeypatch.setattr(base, "dt", types.SimpleNamespace(date=Tomorrow))
     luigi.task_register.Register.clear_instance_cache()
     assert tasks.BatchScore().date == tomorrow
     assert tasks.ReviewQueue().date == tomorrow
@@ -166,7 +169,7 @@ def test_train_rnn_has_at_most_a_dozen_significant_parameters():
 
 
 def test_new_tokenization_rules_make_a_new_vocabulary_and_model(small_chain, monkeypatch):
-    from pipeline import token_rules
+    from pipeline.data import token_rules
 
     with luigi_config(small_chain["settings"]):
         before = {t: t().fingerprint() for t in (tasks.BuildVocab, tasks.TrainRNN)}
@@ -207,11 +210,11 @@ def test_every_setting_in_luigi_cfg_is_a_real_parameter():
 
 def test_the_model_defaults_have_one_source_that_luigi_cfg_documents():
     """TrainRNN's parameters and [model]'s settings default to
-    pipeline.model_config.DEFAULTS; luigi.cfg lists each of them, commented out, in its
+    pipeline.model.config.DEFAULTS; luigi.cfg lists each of them, commented out, in its
     section, with the same value."""
     import re
 
-    from pipeline.model_config import ARCHITECTURE, DEFAULTS, TUNED
+    from pipeline.model.config import ARCHITECTURE, DEFAULTS, TUNED
 
     documented = {}
     for section, task, names in (("TrainRNN", tasks.TrainRNN, TUNED),
@@ -267,7 +270,7 @@ def test_batch_scores_equal_what_the_served_signature_answers(small_chain, tmp_p
     serving_default signature for the same texts (float32, written in full precision)."""
     import numpy as np
 
-    from pipeline import exported_model
+    from pipeline.serving import exported_model
 
     texts = ["WINNER!! claim your £1000 prize, call 09061234567", "see you at 8?", "",
              "free entry to win a holiday", "ok lar", "中文 😀"] * 5

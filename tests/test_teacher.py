@@ -4,7 +4,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from conftest import SHARED_ZIP
-from pipeline import corpus, teacher
+from pipeline.data import corpus
+from pipeline.model import teacher
 
 
 @pytest.fixture(scope="module")

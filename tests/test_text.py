@@ -2,7 +2,9 @@ from collections import Counter
 
 import tensorflow as tf
 
-from pipeline import text, token_rules as rules, vocabulary
+from pipeline.data import text
+from pipeline.data import token_rules as rules
+from pipeline.data import vocabulary
 
 
 def tokens(message: str) -> list[str]:

@@ -1,7 +1,7 @@
 """Property tests (Hypothesis): arbitrary Unicode messages written in each supported format
 come back from each reader as the same texts, in the same order, one row per message.
 Readers: BatchScore's local engine (batch_files.read_messages), its Spark engine
-(spark_scoring.read_input), extra sources (corpus.read_source), and the review file
+(spark_engine.read_input), extra sources (corpus.read_source), and the review file
 (review_queue.write_review_file), labelled and fed back as an extra source."""
 import csv
 import io
@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import batch_files, corpus, review_queue
+from pipeline.scoring import batch_files
+from pipeline.data import corpus
+from pipeline.monitoring import review_queue
 
 SPECIAL = ["\u0085", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r", "\r\n",
            "\n", "\t", '"', "'", "=SUM(1+1)", "@SUM(1+1)*cmd|' /C calc'!A0", "+1", "-1",
@@ -187,9 +189,9 @@ def spark():
     pytest.importorskip("pyspark", reason="pip install -r requirements-spark.txt")
     if shutil.which("java") is None:
         pytest.skip("no java: apt-get install openjdk-17-jre-headless (.ci/run does)")
-    from pipeline import spark_scoring
+    from pipeline.scoring import spark_engine
 
-    session = spark_scoring.spark_session("local[1]", {}, "round-trips")
+    session = spark_engine.spark_session("local[1]", {}, "round-trips")
     session.sparkContext.setLogLevel("ERROR")
     yield session
 
@@ -205,16 +207,16 @@ SPARK = settings(max_examples=15, deadline=None, database=None,
 @example(texts=["a\rb", "x\u2028y"], writer="text")
 @example(texts=['{"text": "a"}\rx'], writer="json-unicode")
 def test_the_spark_engine_reads_what_the_local_engine_reads(spark, texts, writer):
-    from pipeline import spark_scoring
+    from pipeline.scoring import spark_engine
 
     texts = _writable(texts, writer)
     folder = _folder()
     try:
         path = folder / f"in{SUFFIX[writer]}"
         _write(path, texts, writer)
-        files = spark_scoring.local_files(str(path))
-        kind = spark_scoring.input_format(str(path), files)
-        frame = spark_scoring.read_input(spark, str(path), files, kind).toPandas()
+        files = spark_engine.local_files(str(path))
+        kind = spark_engine.input_format(str(path), files)
+        frame = spark_engine.read_input(spark, str(path), files, kind).toPandas()
         local = pd.concat(batch_files.read_messages(path, chunk_rows=7))
         if "id" in frame and writer not in ("csv-module", "csv-module-tsv"):
             frame = frame.assign(order=frame["id"].astype(int)).sort_values("order")
@@ -233,15 +235,15 @@ def test_the_spark_engine_reads_what_the_local_engine_reads(spark, texts, writer
     ("mixed.csv", b"text\r\na\nb\r\n", "Spark reads one kind of line end per file"),
 ])
 def test_spark_regressions(spark, tmp_path, name, data, outcome):
-    from pipeline import spark_scoring
+    from pipeline.scoring import spark_engine
 
     path = tmp_path / name
     path.write_bytes(data)
-    files = spark_scoring.local_files(str(path))
-    kind = spark_scoring.input_format(str(path), files)
+    files = spark_engine.local_files(str(path))
+    kind = spark_engine.input_format(str(path), files)
     if isinstance(outcome, str):
         with pytest.raises(batch_files.BatchInputError, match=outcome):
-            spark_scoring.read_input(spark, str(path), files, kind).collect()
+            spark_engine.read_input(spark, str(path), files, kind).collect()
     else:
-        frame = spark_scoring.read_input(spark, str(path), files, kind).toPandas()
+        frame = spark_engine.read_input(spark, str(path), files, kind).toPandas()
         assert frame["text"].tolist() == outcome
