@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+from pipeline.cli import client as client_command
 from pipeline.serving import client
 from pipeline.serving import export
 from pipeline.serving import exported_model
@@ -124,7 +125,7 @@ def test_rest_status_and_metadata(rest_server):
 
 
 def test_rest_server_errors_are_reported_with_the_servers_message(rest_server, capsys):
-    code = client.main(["--rest", rest_server, "--model", "nope", "hello"])
+    code = client_command.main(["--rest", rest_server, "--model", "nope", "hello"])
     assert code == 1
     error = json.loads(capsys.readouterr().err)
     assert error["kind"] == "server" and "HTTP 404" in error["error"]
@@ -142,15 +143,15 @@ def test_connection_failures_are_reported_clearly(capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert client.main(["--rest", f"http://127.0.0.1:{port}", "hi"]) == 2
+    assert client_command.main(["--rest", f"http://127.0.0.1:{port}", "hi"]) == 2
     error = json.loads(capsys.readouterr().err)
     assert error["kind"] == "connection" and "cannot connect" in error["error"]
-    assert client.main(["--grpc", f"127.0.0.1:{port}", "--timeout", "2", "hi"]) == 2
+    assert client_command.main(["--grpc", f"127.0.0.1:{port}", "--timeout", "2", "hi"]) == 2
     assert "cannot reach" in json.loads(capsys.readouterr().err)["error"]
 
 
 def test_cli_prints_json(rest_server, capsys):
-    assert client.main(["--rest", rest_server, "WIN cash now"]) == 0
+    assert client_command.main(["--rest", rest_server, "WIN cash now"]) == 0
     [answer] = json.loads(capsys.readouterr().out)
     assert set(answer) == {"spam_probability", "label"}
 

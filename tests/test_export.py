@@ -116,3 +116,12 @@ def test_export_scores_equal_the_trained_keras_model(small_chain):
     probabilities, _ = exported_model.ServingSignature(small_chain["export"])(MESSAGES)
     # float32 sums in another order (per word, then per message): a few 1e-7 apart
     np.testing.assert_allclose(probabilities, expected.reshape(-1), atol=2e-6)
+
+
+def test_the_private_fingerprint_writer_is_where_the_export_calls_it():
+    """TensorFlow has no public API that writes fingerprint.pb (pipeline/serving/export.py,
+    ``_write_fingerprint``); this fails loudly on the upgrade that moves the private one,
+    before exports start logging "Fingerprint not found" on every load."""
+    from tensorflow.python.saved_model import fingerprinting_utils
+
+    assert callable(fingerprinting_utils.write_fingerprint)

@@ -23,7 +23,7 @@ from conftest import REPO, write_cfg
 
 BIN = Path(sys.executable).parent
 TASKS = ["DownloadCorpus", "BuildVocab", "TrainRNN", "ExportSavedModel", "PromoteVersion",
-         "BatchScore"]
+         "ScoreLocally", "BatchScore"]
 ARTIFACTS = REPO / "outputs" / "test-artifacts"
 
 

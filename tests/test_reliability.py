@@ -223,7 +223,8 @@ def test_a_corrupt_live_version_fails_batch_score_naming_the_folder(chain_copy):
     outputs, settings = chain_copy
     (outputs / "serving" / "spam_ham" / "1" / "variables" / "variables.index").write_bytes(b"x")
     with luigi_config(settings):
-        task = tasks.BatchScore()
+        task = tasks.BatchScore().requires()  # the engine BatchScore picks
+        assert isinstance(task, tasks.ScoreLocally)
         task.set_status_message = task.set_progress_percentage = lambda *a: None
         with pytest.raises(RuntimeError, match=r"cannot load the live model version 1 from "
                                                + str(outputs / "serving" / "spam_ham" / "1")):

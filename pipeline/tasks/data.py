@@ -57,22 +57,23 @@ class DownloadCorpus(PipelineTask):
             self._digests = [
                 (name_of(spec.location),
                  spec.pinned_sha256 or hashlib.sha256(
-                     corpus.fetch_source(spec, self._policy())).hexdigest())
+                     corpus.fetch_source(spec, self.policy())).hexdigest())
                 for spec in corpus.sources_from_setting(self.extra_sources)]
         return self._digests
 
-    def _policy(self) -> download.DownloadPolicy:
+    def policy(self) -> download.DownloadPolicy:
+        """How hard to try, and how much to accept, when fetching (this section's settings)."""
         return download.DownloadPolicy(self.connect_timeout, self.read_timeout, self.attempts,
-                                     self.backoff_seconds, self.max_download_bytes)
+                                       self.backoff_seconds, self.max_download_bytes)
 
     def run(self):
-        archive = download.fetch(self.url, self._policy(), on_progress=self._report_bytes)
+        archive = download.fetch(self.url, self.policy(), on_progress=self._report_bytes)
         member = corpus.read_corpus_member(archive, self.max_member_bytes)
         digest = corpus.verify_sha256(member, self.sha256)
         sources = []
         for spec, (_, expected) in zip(corpus.sources_from_setting(self.extra_sources),
                                        self._source_digests()):
-            data = corpus.fetch_source(spec, self._policy())
+            data = corpus.fetch_source(spec, self.policy())
             if hashlib.sha256(data).hexdigest() != expected:
                 raise corpus.CorpusError(
                     f"extra source {spec.location} changed while this run was being "
@@ -88,6 +89,8 @@ class DownloadCorpus(PipelineTask):
         with atomic_directory(self.output_folder()) as folder:
             corpus.write_corpus_table(table, folder / "messages.csv")
             json_dump(folder / "stats.json", {**stats, "sha256": digest, "url": self.url})
+        self.status(f"{len(table):,} messages from {len(stats['sources'])} source(s), "
+                    f"{stats['repeated_texts_dropped']:,} repeated texts dropped")
 
     def _report_bytes(self, received: int, total: int | None) -> None:
         if total:
@@ -121,3 +124,5 @@ class BuildVocab(PipelineTask):
             with open(folder / "vocab.tsv", "w", encoding="utf-8") as handle:
                 vocabulary.write_vocabulary(handle, words, counts)
             json_dump(folder / "stats.json", stats)
+        self.status(f"{stats['size']:,} words, covering "
+                    f"{stats['validation_coverage']:.1%} of the validation split's tokens")

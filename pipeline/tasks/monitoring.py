@@ -82,7 +82,7 @@ class ReviewQueue(DayOfScores):
         tables = [path for path in sorted((outputs_root() / "corpus").glob("*/messages.csv"))
                   if not path.parent.name.startswith(".")]
         download = DownloadCorpus()
-        return corpus.labelled_texts(tables, download.extra_sources, download._policy())
+        return corpus.labelled_texts(tables, download.extra_sources, download.policy())
 
     @staticmethod
     def _threshold(version: int) -> float:

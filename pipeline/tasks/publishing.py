@@ -64,6 +64,8 @@ class ExportSavedModel(PipelineTask):
             table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
             exported_model.write_monitoring_reference(
                 folder, words, corpus.texts_and_labels(table, "test")[0])
+        self.status(f"staged as {self.output_folder().name} (threshold "
+                    f"{metrics['threshold']:.3f}, test MCC {metrics['test']['mcc']:.4f})")
 
 
 class ServedVersionTarget(luigi.Target):
