@@ -57,6 +57,25 @@ def _inputs(folder: Path, texts: list[str]) -> dict[str, tuple[Path, Path]]:
             "parts": (parts, csv)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_spark_session():
+    """BatchScore --engine spark starts a SparkSession and stops it when it is done, so each
+    in-process run would start a new SparkContext and new Python workers, each importing
+    TensorFlow again (most of a run's time here). For the runs in this module's process
+    the first run's session is kept (its stop() does nothing until the module ends, then
+    it is stopped): later runs get it from the same ``getOrCreate`` and its warm Python
+    workers. Runs through the ``luigi`` command line start their own, as before."""
+    from pyspark.sql import SparkSession
+
+    real_stop = SparkSession.stop
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparkSession, "stop", lambda self: None)
+        yield
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        real_stop(session)
+
+
 def _score(task) -> pd.DataFrame:
     assert luigi.build([task], local_scheduler=True, log_level="WARNING")
     return pd.concat(batch_files.read_scores(task.output().path)).set_index("id")
@@ -155,7 +174,8 @@ def test_a_run_killed_mid_write_publishes_nothing_and_the_next_run_completes(
         chain_copy, real_messages, tmp_path):
     outputs, settings = chain_copy
     big = tmp_path / "big.csv"
-    pd.DataFrame({"text": real_messages * 40}).to_csv(big, index=False)  # 120,000 rows
+    # 24,000 rows: the write stage lasts seconds (its Python workers import TensorFlow)
+    pd.DataFrame({"text": real_messages * 8}).to_csv(big, index=False)
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     with luigi_config(settings):
         final = Path(tasks.BatchScore(date=DAY, input=str(big), engine="spark").output().path)
@@ -174,5 +194,5 @@ def test_a_run_killed_mid_write_publishes_nothing_and_the_next_run_completes(
     assert not final.exists()
     result = run_luigi(command[3:], cfg)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(pd.read_parquet(final)) == 120_000
+    assert len(pd.read_parquet(final)) == 24_000
     assert not list(final.parent.glob(f".{final.name}.tmp-*"))
