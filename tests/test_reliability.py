@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import luigi
-import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from conftest import LUIGI, REPO, luigi_config, write_cfg, zip_bytes
@@ -263,33 +263,98 @@ def _looks_complete_means_complete(outputs: Path) -> list[str]:
     return problems
 
 
-def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, tmp_path):
-    zip_path, sha256 = small_corpus_zip
+def _any(folder: Path, pattern: str) -> bool:
+    return folder.is_dir() and any(folder.glob(pattern))
+
+
+def _children(pid: int) -> list:
+    """The processes ``pid`` started (PromoteVersion's smoke test is the chain's only one)."""
+    try:
+        return psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
+
+
+# Where each run is killed, in chain order; each run starts in the folder the last one left.
+# A point is a moment a run reaches, seen from outside: a file that appears, or the smoke
+# test's process. Kill points are events, not delays, so that they land in every stage
+# however loaded the machine is.
+KILL_POINTS = [
+    ("starting up (imports)", lambda out, run, started: time.time() - started > 0.3),
+    ("downloading the corpus", lambda out, *_: _any(out / "corpus", "*")),
+    ("building the vocabulary", lambda out, *_: _any(out / "vocab", "*")),
+    ("training, before the first epoch", lambda out, *_: _any(out / "training", ".*tmp-*")),
+    ("training, in the first epoch",
+     lambda out, *_: _any(out / "training", ".*tmp-*/tensorboard")),
+    ("training, after the first validation",
+     lambda out, *_: _any(out / "training", ".*tmp-*/tensorboard/validation")),
+    "seed training",  # the session's trained chain, copied: no run trains it to the end
+    ("exporting, first files", lambda out, *_: _any(out / "exports", ".*tmp-*")),
+    ("exporting, SavedModel written, warmup requests next",
+     lambda out, *_: _any(out / "exports", ".*tmp-*/saved_model.pb")),
+    "seed exports",
+    ("promoting, smoke test and gate running",
+     lambda out, run, started: bool(_children(run.pid))),
+    ("promoting, version 1 just published",
+     lambda out, *_: (out / "serving" / "spam_ham" / "1").is_dir()),
+    ("scoring", lambda out, *_: _any(out / "scores", "*/.*tmp-*")),
+    ("scoring, input recorded", lambda out, *_: _any(out / "scores", "*/*.input.json")),
+]
+
+
+def _kill_at(command: list[str], env: dict, outputs: Path, point: str, reached) -> None:
+    """Start ``command``, kill -9 its process group once ``reached``; the run must still
+    be running then (a kill, not a run that ended by itself)."""
+    run = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.time()
+    try:
+        while True:
+            assert run.poll() is None, f"the run ended (exit {run.returncode}) before {point}"
+            assert time.time() - started < 300, f"no {point} within 300 s"
+            if reached(outputs, run, started):
+                break
+            time.sleep(0.05)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL, f"the run ended by itself before {point}"
+
+
+def test_kill_9_at_many_points_never_leaves_a_partial_target(small_chain, tmp_path):
     outputs = tmp_path / "outputs"
     batch = tmp_path / "batch.csv"
     pd.DataFrame({"text": ["WIN cash", "hi", "", "call 0906123456 now", "ok", "free"]}).to_csv(
         batch, index=False)
-    from conftest import small_pipeline_settings
-    settings = small_pipeline_settings(outputs, zip_path, sha256)
+    # the session chain's settings, so that its trained model and export can stand in for
+    # the stages already killed enough (same fingerprints, same target folders)
+    settings = {**small_chain["settings"], "pipeline": {"outputs_root": outputs},
+                "core": {"lock_pid_dir": tmp_path / "pids"}}
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
     command = [LUIGI, "--module", "pipeline.tasks",
                "BatchScore", "--input", str(batch), "--local-scheduler"]
-    delays = np.linspace(0.5, 16, 12)  # spread over the whole chain: import .. scoring
-    for delay in delays:
-        run = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        try:
-            run.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            run.send_signal(signal.SIGKILL)
-            run.wait()
-        assert _looks_complete_means_complete(outputs) == [], f"after a kill at {delay:.1f} s"
+    kills = 0
+    for point in KILL_POINTS:
+        if isinstance(point, str):  # "seed <stage>": copy the session's target in
+            stage = point.split()[1]
+            source = small_chain["training" if stage == "training" else "export"]
+            if not (outputs / stage / source.name).exists():
+                shutil.copytree(source, outputs / stage / source.name, symlinks=True)
+            continue
+        name, reached = point
+        _kill_at(command, env, outputs, name, reached)
+        kills += 1
+        assert _looks_complete_means_complete(outputs) == [], f"after a kill -9 {name}"
+    assert kills >= 12
     final = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
     assert _looks_complete_means_complete(outputs) == []
     assert model_base.serving_versions(outputs / "serving" / "spam_ham") == [1]
+    assert [p.name for p in (outputs / "training").glob("[!.]*")] == [
+        small_chain["training"].name]  # the seeded targets were the chain's own
     [scores] = (outputs / "scores").glob("*/[!.]*.csv")
     assert len(pd.read_csv(scores)) == 6
     hidden = [p for p in outputs.rglob(".*tmp-*")]
@@ -300,7 +365,9 @@ def test_kill_9_at_many_points_never_leaves_a_partial_target(small_corpus_zip, t
 def test_racing_promote_version_runs_publish_exactly_one_version(chain_copy, tmp_path):
     outputs, settings = chain_copy
     shutil.rmtree(outputs / "serving")
-    cfg = write_cfg(tmp_path / "run.cfg", settings)
+    # no smoke test (tests/test_promotion.py has its own): it would start a fourth to sixth
+    # TensorFlow process beside the three racers, and takes no part in the publishing race
+    cfg = write_cfg(tmp_path / "run.cfg", {**settings, "PromoteVersion": {"smoke_test": "false"}})
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
     command = [LUIGI, "--module", "pipeline.tasks",
                "PromoteVersion", "--local-scheduler", "--no-lock"]
