@@ -3,6 +3,7 @@ visualiser in headless Chromium, exit codes for cron, the pid lock, and a backfi
 by two worker processes."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -16,10 +17,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import luigi
 import pandas as pd
 import pytest
 
-from conftest import REPO, write_cfg
+from conftest import REPO, luigi_config, write_cfg
 
 BIN = Path(sys.executable).parent
 TASKS = ["DownloadCorpus", "BuildVocab", "TrainRNN", "ExportSavedModel", "PromoteVersion",
@@ -176,16 +178,21 @@ def test_missing_input_exits_with_the_missing_data_code(small_chain, tmp_path):
     assert result.returncode == 20, result.stderr[-2000:]
 
 
-class _SlowZip(threading.Thread):
-    """An HTTP server whose answer takes a few seconds: keeps the first run busy."""
+class _HeldZip(threading.Thread):
+    """An HTTP server that answers only once released (or after ``limit`` seconds): keeps
+    the first run busy downloading for exactly as long as the test needs."""
 
-    def __init__(self, payload: bytes, delay: float):
+    def __init__(self, payload: bytes, limit: float = 120):
         super().__init__(daemon=True)
         import http.server
 
+        self.requested, self.released = threading.Event(), threading.Event()
+        outer = self
+
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                time.sleep(delay)
+                outer.requested.set()
+                outer.released.wait(limit)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -203,17 +210,17 @@ class _SlowZip(threading.Thread):
 
 def test_a_second_identical_run_exits_already_running_and_touches_nothing(
         run_settings, small_corpus_zip, tmp_path):
-    slow = _SlowZip(small_corpus_zip[0].read_bytes(), delay=8)
-    slow.start()
+    held = _HeldZip(small_corpus_zip[0].read_bytes())
+    held.start()
     cfg = write_cfg(tmp_path / "run.cfg", {
-        **run_settings, "DownloadCorpus": {**run_settings["DownloadCorpus"], "url": slow.url}})
+        **run_settings, "DownloadCorpus": {**run_settings["DownloadCorpus"], "url": held.url}})
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
     command = [str(BIN / "luigi"), "--module", "pipeline.tasks", "DownloadCorpus",
                "--local-scheduler"]
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)
+        assert held.requested.wait(120), "the first run never asked for the corpus"
         assert first.poll() is None, "the first run should still be downloading"
         second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                                 timeout=120)
@@ -221,8 +228,9 @@ def test_a_second_identical_run_exits_already_running_and_touches_nothing(
         assert first.poll() is None
         assert not (tmp_path / "outputs" / "corpus").exists()
     finally:
+        held.released.set()
         out, err = first.communicate(timeout=120)
-        slow.server.shutdown()
+        held.server.shutdown()
     assert first.returncode == 0, err[-2000:]
 
 
@@ -237,9 +245,11 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
             incoming / f"{day}.csv", index=False)
     settings = {**settings, "BatchScore": {"input_pattern": f"{incoming}/{{date}}.csv"},
                 "core": {"lock_pid_dir": tmp_path / "pids"}}
-    prescored_cfg = write_cfg(tmp_path / "pre.cfg", settings)
-    assert run_luigi(["BatchScore", "--date", days[1], "--local-scheduler"],
-                     prescored_cfg).returncode == 0
+    from pipeline import tasks
+
+    with luigi_config(settings):  # one day scored beforehand (in this process)
+        assert luigi.build([tasks.BatchScore(date=dt.date.fromisoformat(days[1]))],
+                           local_scheduler=True, log_level="WARNING")
 
     cfg = write_cfg(tmp_path / "run.cfg", settings)
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(cfg)}
@@ -278,8 +288,12 @@ def test_two_workers_on_four_shards_equal_a_single_worker_run(chain_copy, tmp_pa
     cfg = write_cfg(tmp_path / "run.cfg", {**settings,
                                            "core": {"lock_pid_dir": tmp_path / "pids"}})
     common = ["BatchScore", "--input", str(messages), "--chunk-rows", "25", "--local-scheduler"]
-    single = run_luigi([*common, "--date", "2026-11-10"], cfg)
-    assert single.returncode == 0, single.stderr[-2000:]
+    from pipeline import tasks
+
+    with luigi_config(settings):  # the single-worker run, in this process
+        assert luigi.build([tasks.BatchScore(input=str(messages), chunk_rows=25,
+                                             date=dt.date(2026, 11, 10))],
+                           local_scheduler=True, log_level="WARNING")
     sharded = run_luigi([*common, "--date", "2026-11-11", "--shards", "4", "--workers", "2"],
                         cfg)
     assert sharded.returncode == 0, sharded.stderr[-3000:]
