@@ -228,6 +228,7 @@ def main() -> None:
                          for r in ours if r["hindsight"]))
     text += f"\nBenchmark wall time: {time.perf_counter() - started:.0f} s"
     harness.publish("quality", text)
+    harness.record_result("quality", text)  # bench/RESULTS.md, dated
 
 
 if __name__ == "__main__":
