@@ -179,6 +179,15 @@ def test_new_tokenization_rules_make_a_new_vocabulary_and_model(small_chain, mon
         assert not tasks.PromoteVersion().complete()
 
 
+def test_the_spark_engine_without_an_input_says_the_test_split_is_the_local_engines():
+    engine = tasks.BatchScore(engine="spark").requires()
+    assert isinstance(engine, tasks.ScoreOnSpark)
+    assert isinstance(engine.requires()["messages"], tasks.DownloadCorpus)
+    assert isinstance(engine.requires()["model"], tasks.PromoteVersion)
+    with pytest.raises(ValueError, match="--engine spark scores an --input"):
+        engine.run()
+
+
 def test_missing_batch_input_is_reported_as_missing_data(small_chain, tmp_path):
     with luigi_config(small_chain["settings"]):
         score = tasks.BatchScore(input=str(tmp_path / "absent.csv"), date=dt.date(2026, 1, 4))

@@ -65,6 +65,11 @@ class ScoringTask(PipelineTask):
         """What provides the messages: the file, or the corpus (its test split)."""
         return MessagesFile(self.messages_path) if self.messages_path else DownloadCorpus()
 
+    def requires(self):
+        """An engine's inputs: the live version, and the messages (BatchScore, which only
+        picks the engine, overrides this)."""
+        return {"model": PromoteVersion(), "messages": self.messages_task()}
+
     def output(self):
         suffix = "parquet" if self.engine == "spark" else self.output_format
         return luigi.LocalTarget(str(outputs_root() / "scores" / self.date.isoformat()
@@ -115,9 +120,6 @@ class ScoreLocally(ScoringTask):
     """BatchScore's local engine: the live version's ``serving_default`` signature in this
     process. With ``--shards N`` the input is scored by N ScoreShard tasks (in parallel
     with ``--workers`` or several processes), joined here in input order."""
-
-    def requires(self):
-        return {"model": PromoteVersion(), "messages": self.messages_task()}
 
     def run(self):
         from pipeline.scoring import local_engine
