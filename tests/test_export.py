@@ -125,3 +125,29 @@ def test_the_private_fingerprint_writer_is_where_the_export_calls_it():
     from tensorflow.python.saved_model import fingerprinting_utils
 
     assert callable(fingerprinting_utils.write_fingerprint)
+
+
+def test_the_published_version_carries_a_model_card_of_the_measured_figures(small_chain):
+    from pipeline.serving import model_card
+
+    version = small_chain["serving"] / "1"
+    card = json.loads((version / model_card.CARD_JSON).read_text(encoding="utf-8"))
+    page = (version / model_card.CARD_MARKDOWN).read_text(encoding="utf-8")
+    metrics = json.loads((small_chain["training"] / "metrics.json").read_text())
+    corpus_stats = json.loads((small_chain["corpus"] / "stats.json").read_text())
+    test = card["metrics"]["test"]
+    assert {k: test[k] for k in metrics["test"]} == metrics["test"]
+    for figure, (low, high) in test["intervals_95"].items():
+        assert low <= test[figure] <= high, (figure, low, test[figure], high)
+    held_out = card["metrics"]["evaluation_sets"]["held_out"]
+    assert held_out["messages"] == 4 and held_out["intervals_95"]["spam_caught"]
+    assert card["threshold"]["value"] == metrics["threshold"]
+    assert card["training_data"]["sources"][0]["sha256"] == corpus_stats["sha256"]
+    assert card["training_data"]["messages"] == corpus_stats["messages"]
+    assert card["baseline"]["test"]["messages"] == test["messages"]
+    assert "held_out" in card["baseline"]
+    assert any("held_out" in limit for limit in card["known_limits"])
+    for expected in ("## Intended use", "## Out-of-scope use", "## Known limits",
+                     f"{metrics['threshold']:.4f}", "evaluation set: held_out",
+                     corpus_stats["sha256"][:16], "## Baseline", "## Retraining"):
+        assert expected in page, expected

@@ -56,3 +56,19 @@ def test_curves_agree_with_scikit_learn(scored):
     np.testing.assert_allclose(precision, ref_precision[:-1][::-1])
     np.testing.assert_allclose(recall, ref_recall[:-1][::-1])
     np.testing.assert_allclose(thresholds, ref_thresholds[::-1])
+
+
+def test_wilson_interval_matches_published_values_and_stays_in_range():
+    # Newcombe (1998), table I: 0/10 -> [0, 0.2775]; 81/263 -> [0.2553, 0.3662]
+    assert metrics.wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert metrics.wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert metrics.wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert all(np.isnan(metrics.wilson_interval(0, 0)))
+
+
+def test_roc_auc_interval_holds_the_auc_and_narrows_with_more_messages():
+    small = metrics.roc_auc_interval(0.9, 20, 100)
+    large = metrics.roc_auc_interval(0.9, 200, 1000)
+    assert small[0] < large[0] < 0.9 < large[1] < small[1] <= 1.0
+    assert metrics.roc_auc_interval(1.0, 20, 100) == (1.0, 1.0)
+    assert all(np.isnan(metrics.roc_auc_interval(0.9, 0, 100)))

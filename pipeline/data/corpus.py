@@ -26,6 +26,14 @@ CORPUS_SOURCE = CORPUS_MEMBER  # the corpus's name in the table's ``source`` col
 SOURCES_SETTING = "[DownloadCorpus] extra_sources"
 LABELS = ("ham", "spam")
 SPLITS = ("train", "validation", "test")
+SPLIT_SHARES = (0.7, 0.1, 0.2)  # train/validation/test, stratified by label
+
+# The UCI SMS Spam Collection v.1, the default corpus: its member's checksum and terms.
+UCI_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+UCI_TERMS = ("SMS Spam Collection v.1 (Almeida, Gómez Hidalgo and Yamakami, 2011; UCI Machine "
+             "Learning Repository, dataset 228), licensed CC BY 4.0: use, share and adapt it "
+             "with attribution. The pipeline downloads it; this repository does not "
+             "redistribute it.")
 
 
 # --------------------------------------------------------------------------- archive
@@ -134,7 +142,7 @@ def drop_repeated_texts(messages: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def stratified_split(labels: pd.Series, seed: int,
-                     shares: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> np.ndarray:
+                     shares: tuple[float, float, float] = SPLIT_SHARES) -> np.ndarray:
     """Assign each row to train/validation/test, per label, reproducibly for ``seed``."""
     if abs(sum(shares) - 1.0) > 1e-9:
         raise ValueError(f"split shares {shares} must add up to 1")

@@ -152,3 +152,50 @@ def threshold_for_every_source(validation: dict[str, tuple[np.ndarray, np.ndarra
                            "own_threshold": own.get(source),
                            "ham_blocked": at["ham_blocked"], "spam_caught": at["spam_caught"]}
     return threshold, set_by, figures
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95%
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); ``(nan, nan)`` for no
+    trials. Unlike the normal approximation it stays within [0, 1] and is honest for
+    proportions near 0 or 1 (ham blocked) and for small counts."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    share = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / denominator
+    half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / denominator
+    low = 0.0 if successes == 0 else max(centre - half, 0.0)
+    high = 1.0 if successes == trials else min(centre + half, 1.0)  # exact at the ends
+    return float(low), float(high)
+
+
+def roc_auc_interval(auc: float, positives: int, negatives: int,
+                     z: float = Z_95) -> tuple[float, float]:
+    """A 95% interval of a ROC AUC from its standard error after Hanley and McNeil (1982),
+    which needs only the AUC and the two class sizes; ``(nan, nan)`` without both."""
+    if positives <= 0 or negatives <= 0 or np.isnan(auc):
+        return float("nan"), float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc)
+                + (negatives - 1) * (q2 - auc * auc)) / (positives * negatives)
+    half = z * np.sqrt(max(variance, 0.0))
+    return float(max(auc - half, 0.0)), float(min(auc + half, 1.0))
+
+
+def intervals(figures: dict) -> dict[str, tuple[float, float]]:
+    """95% intervals of the accuracy, spam caught, ham blocked and ROC AUC of
+    :func:`classification_metrics`'s ``figures``, from its confusion matrix."""
+    c = figures["confusion_matrix"]
+    ham = c["ham_as_ham"] + c["ham_as_spam"]
+    spam = c["spam_as_spam"] + c["spam_as_ham"]
+    return {
+        "accuracy": wilson_interval(c["ham_as_ham"] + c["spam_as_spam"], ham + spam),
+        "spam_caught": wilson_interval(c["spam_as_spam"], spam),
+        "ham_blocked": wilson_interval(c["ham_as_spam"], ham),
+        "roc_auc": roc_auc_interval(figures["roc_auc"], spam, ham),
+    }

@@ -50,3 +50,28 @@ def out_of_fold_scores(texts: list[str], labels: np.ndarray, squash: float,
         model = svm_teacher().fit(list(texts[fit]), labels[fit])
         margins[score] = model.decision_function(list(texts[score]))
     return (1 / (1 + np.exp(-squash * margins))).astype("float32")
+
+
+BASELINE_NAME = ("TF-IDF (word 1-2-grams, character 2-5-grams) linear SVM, trained on the "
+                 "same training split")
+
+
+def svm_baseline(train: tuple[list[str], np.ndarray], validation: tuple[list[str], np.ndarray],
+                 measured: dict[str, tuple[list[str], np.ndarray]], max_ham_blocked: float,
+                 min_threshold: float) -> dict:
+    """The SVM alone as a spam filter, for comparison: fitted on ``train``, its threshold
+    chosen on ``validation`` by the network's rule (the lowest that blocks at most
+    ``max_ham_blocked`` of the ham, not below ``min_threshold``), then measured on each of
+    ``measured`` (name -> texts, labels). Scores are the margins squashed into (0, 1)."""
+    from pipeline.model import metrics
+
+    model = svm_teacher().fit(list(train[0]), np.asarray(train[1]))
+
+    def score(texts):
+        return 1 / (1 + np.exp(-2 * model.decision_function(list(texts))))
+
+    threshold = metrics.threshold_for_ham_blocked(
+        validation[1], score(validation[0]), max_ham_blocked, min_threshold)
+    return {"model": BASELINE_NAME, "threshold": threshold,
+            **{name: metrics.classification_metrics(labels, score(texts), threshold)
+               for name, (texts, labels) in measured.items()}}

@@ -30,7 +30,7 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
                     max_ham_blocked: float, min_threshold: float, min_source_ham: int = 100,
                     on_epoch: EpochCallback | None = None,
                     evaluation_sets: list[EvaluationSet] = (),
-                    tensorboard_dir: Path | None = None) -> dict:
+                    tensorboard_dir: Path | None = None, measure_baseline: bool = True) -> dict:
     """Train on the train split, choose the threshold on validation (the strictest of the
     corpus and each extra source with at least ``min_source_ham`` validation ham; see
     ``metrics.threshold_for_every_source``), measure validation, test and each evaluation
@@ -38,7 +38,8 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
     metrics, and the scored test split and evaluation sets (``ScoredSet``). With
     ``tensorboard_dir``, training writes TensorBoard logs there. With ``teacher_weight``,
     the SVM teacher scores the training split out of fold first (:mod:`pipeline.model.teacher`;
-    never the validation or test split)."""
+    never the validation or test split). With ``measure_baseline``, the TF-IDF SVM alone
+    is measured on the same splits too (``metrics["baseline"]``, for the model card)."""
     encoded = {}
     for name in ("train", "validation", "test"):
         texts, labels = corpus.texts_and_labels(table, name)
@@ -80,8 +81,23 @@ def fit_and_measure(table: pd.DataFrame, words: list[str], config: ModelConfig,
             held_out.name: {**held_out.describe(), **metrics.classification_metrics(
                 scored_set.labels, scored_set.probabilities, threshold)}
             for held_out, scored_set in zip(evaluation_sets, scored[1:])},
+        "baseline": (_svm_baseline(encoded, evaluation_sets, max_ham_blocked, min_threshold)
+                     if measure_baseline else None),
     }
     return {"model": model, "history": history, "metrics": result, "scored": scored}
+
+
+def _svm_baseline(encoded: dict, evaluation_sets: list[EvaluationSet], max_ham_blocked: float,
+                  min_threshold: float) -> dict | None:
+    """The TF-IDF SVM on the same splits and evaluation sets (model cards compare with
+    it); ``None`` when the training split lacks one of the labels."""
+    (_, train_labels, train_texts), (_, labels, texts) = encoded["train"], encoded["validation"]
+    if len(set(np.asarray(train_labels).tolist())) < 2:
+        return None
+    measured = {"test": (encoded["test"][2], encoded["test"][1]),
+                **{held.name: (held.texts, held.labels) for held in evaluation_sets}}
+    return teacher.svm_baseline((train_texts, train_labels), (texts, labels), measured,
+                                max_ham_blocked, min_threshold)
 
 
 def _threshold_for_every_source(table: pd.DataFrame, labels: np.ndarray,

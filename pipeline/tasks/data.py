@@ -16,7 +16,7 @@ from pipeline.tasks.base import PipelineTask, json_dump
 logger = logging.getLogger("luigi-interface")
 
 UCI_CORPUS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
-PINNED_CORPUS_SHA256 = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d"
+PINNED_CORPUS_SHA256 = corpus.UCI_SHA256
 
 
 class DownloadCorpus(PipelineTask):

@@ -33,7 +33,7 @@ class ExportSavedModel(PipelineTask):
         import keras
 
         from pipeline.serving import export
-        from pipeline.serving import exported_model
+        from pipeline.serving import exported_model, model_card
         from pipeline.data import vocabulary
 
         training = self.input_folder("training")
@@ -64,6 +64,8 @@ class ExportSavedModel(PipelineTask):
             table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
             exported_model.write_monitoring_reference(
                 folder, words, corpus.texts_and_labels(table, "test")[0])
+            model_card.write(folder, model_card.build(
+                provenance, corpus_stats, PipelineSettings().model_name))
         self.status(f"staged as {self.output_folder().name} (threshold "
                     f"{metrics['threshold']:.3f}, test MCC {metrics['test']['mcc']:.4f})")
 
