@@ -134,6 +134,8 @@ def _labelled_bytes(rows: list[tuple[str, str]], writer: str) -> tuple[bytes, st
        writer=st.sampled_from(["tab-lines", "json-ascii", "json-unicode", "csv", "tsv"]))
 @example(rows=[("ham", "Haha\u0085I know")], writer="tab-lines")
 @example(rows=[("ham", "Haha\u0085I know")], writer="json-unicode")
+@example(rows=[("ham", "TEXT")], writer="tab-lines")  # a message, not a header
+@example(rows=[("spam", "label"), ("ham", "text")], writer="tab-lines")
 @example(rows=[("spam", "a\rb\u2028c")], writer="csv")
 @example(rows=[("ham", "''Tis the season"), ("spam", "'=x")], writer="csv")  # read as written
 def test_extra_sources_come_back(rows, writer):

@@ -141,7 +141,10 @@ def _rows(content: str, location: str) -> list[tuple[int, str, str]]:
         return _json_lines(content, location)
     delimiter = "," if suffix == ".csv" else "\t"
     header = [name.strip().lower() for name in first.split(delimiter)]
-    if "label" in header or "text" in header or suffix == ".csv":
+    # 'ham<TAB>text' names a column only if its first field is not a label: a first
+    # message whose text is "Text" is data, as every later line would be.
+    names_columns = ("label" in header or "text" in header) and header[0] not in LABELS
+    if names_columns or suffix == ".csv":
         return _table_rows(content, delimiter, location)
     rows = []
     for number, line in _lines(content):
