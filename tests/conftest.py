@@ -192,7 +192,7 @@ def chain_copy(small_chain, tmp_path):
     return outputs, {**small_chain["settings"], "pipeline": {"outputs_root": outputs}}
 
 
-# The fast tier (`pytest -m "not slow"`, README "Two commands"): a test is slow when it
+# The fast tier (`pytest -m "not slow"`, docs/development.md "Tiers"): a test is slow when it
 # trains a model (a fixture that runs the small chain, or a module that trains tiny models
 # itself), reads the real corpus, or starts luigid, Spark, a browser or the luigi command.
 SLOW_FIXTURES = {"small_chain", "chain_copy", "small_pipeline", "shared_zip", "spark"}

@@ -57,17 +57,17 @@ def test_the_wheel_installs_with_its_dependencies_and_console_scripts(tmp_path):
         assert f"usage: {script}" in result.stdout, result.stdout
 
 
-def test_the_readmes_layout_lists_every_module_and_file():
-    """README, "Layout": the tree of pipeline/ names every module and package, each where it
-    is, and every other file it names exists."""
-    readme = (REPO / "README.md").read_text()
-    layout = readme.split("## Layout\n", 1)[1].split("```", 2)[1]
+def test_the_documented_layout_lists_every_module_and_file():
+    """docs/architecture.md, "Layout": the tree of pipeline/ names every module and package,
+    each where it is, and every other file it names exists."""
+    page = (REPO / "docs" / "architecture.md").read_text()
+    layout = page.split("## Layout\n", 1)[1].split("```", 2)[1].split("\n", 1)[1]
     listed, folders = set(), []
     for line in layout.splitlines():
         if not line.startswith("  "):
             if line.strip():
                 name = line.split()[0]
-                assert (REPO / name.rstrip("/")).exists(), f"README's layout names {name}"
+                assert (REPO / name.rstrip("/")).exists(), f"the layout names {name}"
             continue
         depth = (len(line) - len(line.lstrip())) // 2
         name = line.split()[0]
@@ -78,5 +78,5 @@ def test_the_readmes_layout_lists_every_module_and_file():
               if path.name != "__init__.py"}
     actual |= {str(path.parent.relative_to(REPO))
                for path in (REPO / "pipeline").rglob("__init__.py")} - {"pipeline"}
-    assert listed == actual, (f"missing from README's layout: {sorted(actual - listed)}; "
+    assert listed == actual, (f"missing from the layout: {sorted(actual - listed)}; "
                               f"listed but absent: {sorted(listed - actual)}")

@@ -75,7 +75,7 @@ def input_format(location: str, files: list[str]) -> str:
         raise BatchInputError(
             f"batch input {location}: cannot tell one format from the file suffixes "
             f"{sorted(suffixes)}; use files of one kind ({', '.join(sorted(SPARK_FORMATS))})"
-            ", e.g. a glob like incoming/date=2026-11-25/*.parquet")
+            ", e.g. a glob like incoming/date=YYYY-MM-DD/*.parquet")
     return kinds.pop()
 
 
