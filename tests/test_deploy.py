@@ -5,8 +5,8 @@ the same luigi commands.
 What runs for real: ``systemd-analyze verify`` on the units (where the binary is
 installed), the units' and the crontab's shell commands (with a stand-in
 ``spam-ham-cron`` that records its arguments), luigi's own parser on those arguments,
-and the pipeline function that writes TF Serving's deployment files. What cannot run
-here: Docker (no daemon nor ``docker compose``), TF Serving and systemd as a service
+and the pipeline function that writes TF Serving's deployment files. Not run: Docker
+Compose and TF Serving (not installed on the test machines) and systemd as a service
 manager.
 """
 from __future__ import annotations
