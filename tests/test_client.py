@@ -126,7 +126,7 @@ def test_rest_status_and_metadata(rest_server):
 
 def test_rest_server_errors_are_reported_with_the_servers_message(rest_server, capsys):
     code = client_command.main(["--rest", rest_server, "--model", "nope", "hello"])
-    assert code == 1
+    assert code == 4  # the server answered with an error (3: could not connect)
     error = json.loads(capsys.readouterr().err)
     assert error["kind"] == "server" and "HTTP 404" in error["error"]
     assert "Servable not found" in error["error"]
@@ -143,10 +143,10 @@ def test_connection_failures_are_reported_clearly(capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert client_command.main(["--rest", f"http://127.0.0.1:{port}", "hi"]) == 2
+    assert client_command.main(["--rest", f"http://127.0.0.1:{port}", "hi"]) == 3
     error = json.loads(capsys.readouterr().err)
     assert error["kind"] == "connection" and "cannot connect" in error["error"]
-    assert client_command.main(["--grpc", f"127.0.0.1:{port}", "--timeout", "2", "hi"]) == 2
+    assert client_command.main(["--grpc", f"127.0.0.1:{port}", "--timeout", "2", "hi"]) == 3
     assert "cannot reach" in json.loads(capsys.readouterr().err)["error"]
 
 

@@ -22,20 +22,36 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.cli import exit_codes_epilog
+
+EXIT_USAGE = 2
 # [retcode] in luigi.cfg: what each exit code means (README, Operations, Exit codes)
 MEANINGS = {10: "already running", 20: "missing data", 25: "not run", 30: "a task failed",
             35: "scheduling error", 40: "unhandled exception in luigi"}
+EXIT_CODES = {
+    0: "everything asked for is complete (nothing is printed)",
+    1: "an unexpected error (a Python traceback, in --stderr-log once it is open)",
+    EXIT_USAGE: "usage error: no luigi command line, or luigi could not read it (unknown "
+                "option, task or --module; luigi's message is in --stderr-log)",
+    **{code: f"{meaning} ([retcode] in luigi.cfg)" for code, meaning in MEANINGS.items()},
+}
 DEFAULT_STDERR_LOG = "outputs/logs/stderr.log"
 
 
-def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spam-ham-cron", description=__doc__, allow_abbrev=False,
+        epilog=exit_codes_epilog(EXIT_CODES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="spam-ham-cron [--stderr-log FILE] LUIGI_ARGUMENTS...")
-    parser.add_argument("--stderr-log", default=DEFAULT_STDERR_LOG,
-                        help=f"where standard output and error go (default {DEFAULT_STDERR_LOG})")
-    return parser.parse_known_args(argv)
+    parser.add_argument("--stderr-log", default=DEFAULT_STDERR_LOG, metavar="FILE",
+                        help=f"where standard output and error go, appended (default "
+                             f"{DEFAULT_STDERR_LOG})")
+    return parser
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    return build_parser().parse_known_args(argv)
 
 
 def _redirect_output(log: Path, command: list[str]):
@@ -86,8 +102,12 @@ def run(luigi_argv: list[str]) -> tuple[int, str]:
     try:
         run_with_retcodes(luigi_argv)
         code = 0
-    except SystemExit as exit_:
+    except SystemExit as exit_:  # luigi's argparse errors exit 2 too
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except Exception as error:  # noqa: BLE001 - raised while luigi reads its command line
+        # (an unknown task or --module), before run_with_retcodes maps errors to [retcode]
+        message = str(error).strip().splitlines()
+        return EXIT_USAGE, f"{type(error).__name__}: {message[0] if message else ''}"
     return code, reasons.first()
 
 
@@ -96,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if not luigi_argv:
         print("spam-ham-cron: give a luigi command line, e.g. --module pipeline.tasks "
               "BatchScore --date 2026-11-24", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     log = Path(options.stderr_log)
     original_stderr = _redirect_output(log, luigi_argv)
     code, reason = run(luigi_argv)
     if code:
-        meaning = MEANINGS.get(code, "failed")
+        meaning = "usage error" if code == EXIT_USAGE else MEANINGS.get(code, "failed")
         detail = f": {reason}" if reason else ""
         original_stderr.write(f"spam-ham-cron: exit {code} ({meaning}){detail}; "
                               f"logs in {log.parent}/\n")

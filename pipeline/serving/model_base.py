@@ -64,6 +64,27 @@ def version_provenance(base: Path, version: int) -> dict:
         return {}
 
 
+# An export's model card (written by ExportSavedModel, pipeline.serving.export), copied
+# into its version folder; versions exported before model cards existed have neither file.
+MODEL_CARD_FILE = "assets.extra/model_card.md"
+MODEL_CARD_JSON_FILE = "assets.extra/model_card.json"
+
+
+def published_version(base: Path, version: int | str) -> int:
+    """``version`` (a number, or ``"live"``: the one the "latest" policy serves) if it is
+    published under ``base``; otherwise a :class:`ServingError` naming the versions there."""
+    versions = serving_versions(base)
+    if version == "live":
+        if not versions:
+            raise ServingError(f"no model version under {base}, so none is live; "
+                               f"run PromoteVersion")
+        return versions[-1]
+    if int(version) not in versions:
+        raise ServingError(f"version {version} is not under {base} (versions there: "
+                           f"{versions or 'none'}); pick one of those")
+    return int(version)
+
+
 def version_of_export(base: Path, export_id: str) -> int | None:
     """The newest version published from the export ``export_id``, if any."""
     for version in reversed(serving_versions(base)):
