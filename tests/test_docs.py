@@ -20,9 +20,6 @@ DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
 FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.MULTILINE | re.DOTALL)
 README_LIMIT = 12_000
 # Dated examples in files another change owns; remove an entry once its dates are gone.
-DATED_EXAMPLES_ELSEWHERE = {"pipeline/cli/cron.py"}
-
-
 def cfg_settings() -> set[tuple[str, str]]:
     """(section, key) of every key luigi.cfg sets, and of every key it shows commented out
     (`# key = value`: the model's defaults, [smtp] credentials, the corpus URL)."""
@@ -111,6 +108,5 @@ def test_the_docs_hold_no_dates_outside_example_commands():
 def test_luigi_cfg_and_the_package_hold_no_dates():
     files = [REPO / "luigi.cfg", *sorted((REPO / "pipeline").rglob("*.py"))]
     dated = [f"{path.relative_to(REPO)}: {DATE.search(path.read_text()).group()}"
-             for path in files if DATE.search(path.read_text())
-             and str(path.relative_to(REPO)) not in DATED_EXAMPLES_ELSEWHERE]
+             for path in files if DATE.search(path.read_text())]
     assert not dated, dated

@@ -127,12 +127,13 @@ def test_the_private_fingerprint_writer_is_where_the_export_calls_it():
     assert callable(fingerprinting_utils.write_fingerprint)
 
 
-def test_the_published_version_carries_a_model_card_of_the_measured_figures(small_chain):
-    from pipeline.serving import model_card
+def test_the_published_version_carries_a_model_card_of_the_measured_figures(small_chain,
+                                                                            tmp_path):
+    from pipeline.serving import model_base
 
     version = small_chain["serving"] / "1"
-    card = json.loads((version / model_card.CARD_JSON).read_text(encoding="utf-8"))
-    page = (version / model_card.CARD_MARKDOWN).read_text(encoding="utf-8")
+    card = json.loads((version / model_base.MODEL_CARD_JSON_FILE).read_text(encoding="utf-8"))
+    page = (version / model_base.MODEL_CARD_FILE).read_text(encoding="utf-8")
     metrics = json.loads((small_chain["training"] / "metrics.json").read_text())
     corpus_stats = json.loads((small_chain["corpus"] / "stats.json").read_text())
     test = card["metrics"]["test"]
@@ -151,3 +152,10 @@ def test_the_published_version_carries_a_model_card_of_the_measured_figures(smal
                      f"{metrics['threshold']:.4f}", "evaluation set: held_out",
                      corpus_stats["sha256"][:16], "## Baseline", "## Retraining"):
         assert expected in page, expected
+    # and the console script an operator runs prints that page
+    config = tmp_path / "versions.cfg"
+    config.write_text(f"[pipeline]\noutputs_root = {small_chain['outputs']}\n")
+    shown = subprocess.run([sys.executable, "-m", "pipeline.cli.versions", "--config",
+                            str(config), "show", "live"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == page.rstrip("\n") + "\n"

@@ -1,7 +1,7 @@
 """Run a ``luigi`` command the way cron wants it: silent when it succeeds, one line when
 it fails, and the exit code of ``[retcode]`` either way.
 
-    spam-ham-cron [--stderr-log FILE] --module pipeline.tasks BatchScore --date 2026-11-24 ...
+    spam-ham-cron [--stderr-log FILE] --module pipeline.tasks BatchScore --date YYYY-MM-DD ...
 
 Everything after the options is ``luigi``'s own command line (the pid lock, the
 scheduler, ``--logging-conf-file`` work as with ``luigi``). Before TensorFlow can load,
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     options, luigi_argv = _parse(sys.argv[1:] if argv is None else argv)
     if not luigi_argv:
         print("spam-ham-cron: give a luigi command line, e.g. --module pipeline.tasks "
-              "BatchScore --date 2026-11-24", file=sys.stderr)
+              "BatchScore --date YYYY-MM-DD", file=sys.stderr)
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     log = Path(options.stderr_log)

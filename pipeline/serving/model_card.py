@@ -13,9 +13,7 @@ from pathlib import Path
 
 from pipeline.data import corpus
 from pipeline.model import metrics as measures
-
-CARD_MARKDOWN = "assets.extra/model_card.md"
-CARD_JSON = "assets.extra/model_card.json"
+from pipeline.serving.model_base import MODEL_CARD_FILE, MODEL_CARD_JSON_FILE
 
 INTENDED_USE = [
     "Flag unsolicited commercial SMS (spam) among personal text messages (ham), in English, "
@@ -150,10 +148,10 @@ def known_limits(test: dict, evaluation_sets: dict[str, dict]) -> list[str]:
 
 def write(folder: Path, card: dict) -> None:
     """Write ``model_card.json`` and ``model_card.md`` into ``folder/assets.extra``."""
-    (folder / CARD_JSON).parent.mkdir(parents=True, exist_ok=True)
-    (folder / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=True,
+    (folder / MODEL_CARD_JSON_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL_CARD_JSON_FILE).write_text(json.dumps(card, indent=2, sort_keys=True,
                                                ensure_ascii=False) + "\n", encoding="utf-8")
-    (folder / CARD_MARKDOWN).write_text(markdown(card), encoding="utf-8")
+    (folder / MODEL_CARD_FILE).write_text(markdown(card), encoding="utf-8")
 
 
 def markdown(card: dict) -> str:
