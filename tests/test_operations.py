@@ -256,7 +256,7 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     command = [str(BIN / "luigi"), "--module", "pipeline.tasks", "RangeDaily", "--of",
                "BatchScore", "--start", days[0], "--stop", "2026-11-05",
                "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid["port"]),
-               "--worker-keep-alive", "--no-lock"]
+               "--worker-keep-alive", "--no-lock", "--log-level", "INFO"]  # luigi's lines
     workers = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     logs = [w.communicate(timeout=600)[1] for w in workers]
@@ -273,7 +273,8 @@ def test_two_worker_processes_split_a_backfill_and_run_nothing_twice(
     for day in days:
         [scores] = (outputs / "scores" / day).glob("*.csv")
         assert len(pd.read_csv(scores)) == 2
-    again = run_luigi(command[3:-1], cfg)  # what the next cron run sees: all done, exit 0
+    # what the next cron run sees: all done, exit 0 (the same command without --no-lock)
+    again = run_luigi(command[3:-3] + command[-2:], cfg)
     assert again.returncode == 0, again.stderr[-2000:]
     assert " ran successfully" not in again.stderr.split("Execution Summary")[-2]
 
@@ -294,8 +295,8 @@ def test_two_workers_on_four_shards_equal_a_single_worker_run(chain_copy, tmp_pa
         assert luigi.build([tasks.BatchScore(input=str(messages), chunk_rows=25,
                                              date=dt.date(2026, 11, 10))],
                            local_scheduler=True, log_level="WARNING")
-    sharded = run_luigi([*common, "--date", "2026-11-11", "--shards", "4", "--workers", "2"],
-                        cfg)
+    sharded = run_luigi([*common, "--date", "2026-11-11", "--shards", "4", "--workers", "2",
+                         "--log-level", "INFO"], cfg)  # luigi's lines name each worker's pid
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     pids = {line.split("[pid ")[1].split("]")[0] for line in sharded.stderr.splitlines()
             if " running " in line and "ScoreShard(" in line}

@@ -2,6 +2,7 @@
 luigid: the status line and progress bar each task sets arrive at the scheduler either
 way, with the same words (paths aside)."""
 import datetime as dt
+import re
 
 import luigi
 import luigi.rpc
@@ -57,4 +58,6 @@ def test_each_task_reports_the_same_with_and_without_luigid(luigid, small_corpus
         assert bool(message) != (name in SILENT), f"{name}: {message!r}"
     assert remote == local
     assert local["ScoreLocally"] == ("scored 3 rows with version 1", 100)
-    assert local["TrainRNN"][0].startswith("epoch ") and local["TrainRNN"][1] > 0
+    assert re.fullmatch(r"\d+ epochs; threshold 0\.\d{3}: test MCC -?[01]\.\d{4}, spam caught "
+                        r"\d+\.\d%, ham blocked \d+\.\d\d%", local["TrainRNN"][0]), local["TrainRNN"]
+    assert local["TrainRNN"][1] > 0

@@ -17,12 +17,12 @@ start-up lines, written before its logging is set up, cannot be silenced otherwi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 from pathlib import Path
 
 from pipeline.cli import exit_codes_epilog
+from pipeline.process_output import send_output_to
 
 EXIT_USAGE = 2
 # [retcode] in luigi.cfg: what each exit code means (README, Operations, Exit codes)
@@ -52,21 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return build_parser().parse_known_args(argv)
-
-
-def _redirect_output(log: Path, command: list[str]):
-    """Send fds 1 and 2 to ``log`` (appended); return a stream on the original stderr."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    original = os.fdopen(os.dup(2), "w", buffering=1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    started = dt.datetime.now().isoformat(timespec="seconds")
-    print(f"--- {started} pid {os.getpid()}: luigi {' '.join(command)}", flush=True)
-    return original
 
 
 class _Reasons:
@@ -119,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     log = Path(options.stderr_log)
-    original_stderr = _redirect_output(log, luigi_argv)
+    original_stderr = send_output_to(log)
     code, reason = run(luigi_argv)
     if code:
         meaning = "usage error" if code == EXIT_USAGE else MEANINGS.get(code, "failed")

@@ -14,6 +14,7 @@ One module per stage; this package is the top of the import graph: nothing in
 import luigi.tools.range  # noqa: F401 - makes RangeDaily available for backfills
 
 from pipeline.settings import PipelineSettings, outputs_root, serving_base
+from pipeline.tasks import console  # noqa: F401 - what a run shows in a terminal (events)
 from pipeline.tasks.base import PipelineTask, StatusReporting, TodayParameter
 from pipeline.tasks.batch_score import BatchScore
 from pipeline.tasks.data import PINNED_CORPUS_SHA256, UCI_CORPUS_URL, BuildVocab, DownloadCorpus

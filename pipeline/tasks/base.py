@@ -7,15 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 from pathlib import Path
 
 import luigi
 from luigi.task import flatten, getpaths
 
 from pipeline.settings import outputs_root
-
-logger = logging.getLogger("luigi-interface")
 
 
 def json_dump(path: Path, payload: dict) -> None:
@@ -42,8 +39,12 @@ class TodayParameter(luigi.DateParameter):
 class StatusReporting(luigi.Task):
     """A task that reports what it is doing on the dashboard's status line."""
 
+    last_status = ""
+
     def status(self, message: str) -> None:
-        """Set the status line (there is none when ``run()`` is called outside a worker)."""
+        """Set the status line (there is none when ``run()`` is called outside a worker);
+        the last one is what the terminal shows when the task ends (``console``)."""
+        self.last_status = message
         if self.set_status_message:
             self.set_status_message(message)
 
@@ -51,6 +52,11 @@ class StatusReporting(luigi.Task):
         """Set the progress bar (there is none outside a worker)."""
         if self.set_progress_percentage:
             self.set_progress_percentage(percent)
+
+    def produced(self) -> list[str]:
+        """What this task's complete output holds and where, in a line or two; printed
+        when a run asked for this task (``console``). Nothing by default."""
+        return []
 
 
 class PipelineTask(StatusReporting):

@@ -13,6 +13,7 @@ from pipeline.atomic_output import atomic_directory
 from pipeline.data import corpus
 from pipeline.serving import model_base
 from pipeline.settings import PipelineSettings, serving_base
+from pipeline.tasks import console
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.data import BuildVocab, DownloadCorpus
 from pipeline.tasks.training import ModelSettings, TrainRNN
@@ -138,6 +139,9 @@ class PromoteVersion(PipelineTask):
         self.status(f"{'published' if published else 'already live as'} "
                     f"version {version} under {serving_base()}")
 
+    def produced(self) -> list[str]:
+        return [live_model_line()]
+
     def policy(self):
         from pipeline.serving import promotion
         from pipeline.serving import promotion_gate
@@ -150,3 +154,13 @@ class PromoteVersion(PipelineTask):
                                                self.source_max_spam_caught_drop,
                                                dict(self.source_min_mcc)),
             keep_versions=self.keep_versions, smoke_test=self.smoke_test, force=self.force)
+
+
+def live_model_line() -> str:
+    """Which version is live and where, and whether this run published it."""
+    base = serving_base()
+    version = model_base.live_version(base)
+    if version is None:
+        return f"Model:  no version is live under {console.relative(base)}"
+    how = "published by this run" if console.published_this_run() else "live"
+    return f"Model:  version {version} ({how}) under {console.relative(base)}"

@@ -6,6 +6,7 @@ engine, is in :mod:`pipeline.tasks.batch_score`; Spark's engine in
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import luigi
@@ -15,9 +16,10 @@ from pipeline.data import corpus
 from pipeline.scoring import batch_files
 from pipeline.serving import model_base
 from pipeline.settings import outputs_root, serving_base
+from pipeline.tasks import console
 from pipeline.tasks.base import PipelineTask, StatusReporting, TodayParameter, json_dump
 from pipeline.tasks.data import DownloadCorpus
-from pipeline.tasks.publishing import PromoteVersion
+from pipeline.tasks.publishing import PromoteVersion, live_model_line
 
 
 class MessagesFile(luigi.ExternalTask):
@@ -94,6 +96,20 @@ class ScoringTask(PipelineTask):
     def input_record(self) -> Path:
         """Beside the scores: what they were made from (``<scores>.input.json``)."""
         return Path(self.output().path + ".input.json")
+
+    def produced(self) -> list[str]:
+        """Where the scores are, their rows and the version that scored them; the live
+        version."""
+        path = self.output().path
+        try:
+            version, chunks = batch_files.read_day_scores(path)
+            record = self.input_record()
+            rows = (json.loads(record.read_text())["rows"] if record.is_file()
+                    else sum(len(chunk) for chunk in chunks))
+            what = f"{rows:,} rows, scored with version {version}"
+        except batch_files.BatchInputError:
+            what = "no rows"
+        return [f"Scores: {console.relative(path)} ({what})", live_model_line()]
 
     def _write(self, fill) -> int:
         """Run ``fill(sink)`` into a temporary file of the output format; publish it whole,

@@ -15,7 +15,8 @@ from pipeline.model.config import DEFAULTS as MODEL_DEFAULTS
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.data import BuildVocab, DownloadCorpus
 
-logger = logging.getLogger("luigi-interface")
+logger = logging.getLogger(__name__)  # under "pipeline": the terminal shows it
+TERMINAL_EPOCHS_EVERY = 5  # a terminal shows epoch 1 and every 5th; the log file each one
 
 
 class ModelSettings(luigi.Config):
@@ -118,6 +119,11 @@ class TrainRNN(PipelineTask):
                 table, self.input_folder("vocab") / "vocab.tsv", self.model_config(),
                 self.max_ham_blocked, self.min_threshold, folder, on_epoch=self._report_epoch,
                 evaluation_sets=held_out, min_source_ham=self.min_source_ham)
+        test = json.loads((self.output_folder() / "metrics.json").read_text())["test"]
+        self.status(f"{len(json.loads((self.output_folder() / 'history.json').read_text()))} "
+                    f"epochs; threshold {test['threshold']:.3f}: test MCC {test['mcc']:.4f}, "
+                    f"spam caught {test['spam_caught']:.1%}, "
+                    f"ham blocked {test['ham_blocked']:.2%}")
 
     def rules(self) -> list[str]:
         return [f"model:{ModelSettings().digest()}"]  # [model]'s settings name the target
@@ -135,4 +141,5 @@ class TrainRNN(PipelineTask):
                    f"val_accuracy {logs.get('val_accuracy', 0):.4f}, "
                    f"val_auc {logs.get('val_auc', 0):.4f}")
         self.status(message)
-        logger.info(message)
+        shown = epoch == 1 or epoch % TERMINAL_EPOCHS_EVERY == 0 or epoch == self.epochs
+        logger.info("TrainRNN %s", message, extra={"terminal": shown})
