@@ -6,11 +6,12 @@ terminal (``TF_CPP_MIN_LOG_LEVEL=3`` still lets some through). Used by the cron 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 
 def send_output_to(log: Path, descriptors: tuple[int, ...] = (1, 2)) -> TextIO:
@@ -29,3 +30,19 @@ def send_output_to(log: Path, descriptors: tuple[int, ...] = (1, 2)) -> TextIO:
     os.write(descriptors[-1], f"--- {started} pid {os.getpid()}: "
                               f"{' '.join(sys.argv)}\n".encode("utf-8", "replace"))
     return terminal
+
+
+@contextlib.contextmanager
+def stderr_sent_to(log: Path) -> Iterator[TextIO]:
+    """Within the block, descriptor 2 goes to ``log`` as :func:`send_output_to` sends it and
+    ``sys.stderr`` (Python's own messages) to the terminal; both are restored after."""
+    saved = os.dup(2)
+    terminal = send_output_to(log, (2,))
+    try:
+        with contextlib.redirect_stderr(terminal):
+            yield terminal
+    finally:
+        terminal.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()

@@ -25,7 +25,7 @@ from pipeline.serving import model_base
 
 BIN = Path(sys.executable).parent
 SCRIPTS = {"spam-ham-client": (client, {0, 1, 2, 3, 4}),
-           "spam-ham-versions": (versions, {0, 1, 2}),
+           "spam-ham-versions": (versions, {0, 1, 2, 3}),
            "spam-ham-smoke-test": (smoke_test, {0, 1, 2}),
            "spam-ham-cron": (cron, {0, 1, 2, 10, 20, 25, 30, 35, 40})}
 

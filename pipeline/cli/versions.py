@@ -8,6 +8,7 @@ batching parameters, monitoring config). Reads ``[pipeline]`` from luigi.cfg (or
     spam-ham-versions rollback 3 --reason "v4 blocks too much ham"
     spam-ham-versions model-config                       # serve the newest version
     spam-ham-versions model-config --stable 3 --canary 4
+    spam-ham-versions diff live 4 --input incoming/day.csv  # what version 4 would change
     spam-ham-versions --config /etc/spam-ham/luigi.cfg list
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from pipeline.cli import exit_codes_epilog
 from pipeline.serving import model_base
 
-EXIT_OK, EXIT_MODEL_BASE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MODEL_BASE, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_MODEL_BASE: "the model base path is not in the state the command needs (no such "
@@ -31,6 +32,8 @@ EXIT_CODES = {
                      "nor a provenance); the message on standard error says which",
     EXIT_USAGE: "usage error (unknown command or option, a VERSION that is not a number "
                 "or 'live', a --config file that does not exist or cannot be read)",
+    EXIT_INPUT: "diff: the --input file cannot be read as a batch input (missing, not "
+                "UTF-8, no text column, ...); the message says what to fix",
 }
 LIST_COLUMNS = ("version", "live", "exported_at", "training_run", "export_id",
                 "copy_of_version")
@@ -78,6 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "policy serves (the newest)")
     show.add_argument("--json", action="store_true",
                       help="print the model card's JSON (assets.extra/model_card.json)")
+    diff = command("diff", "score a file with versions A and B and show what B would "
+                           "change: messages newly blocked and newly passed, the score "
+                           "distributions' PSI, the largest flips; writes shadow.json and "
+                           "shadow_flips.csv (review-queue columns, to label)")
+    diff.add_argument("a", type=_version_argument, metavar="A",
+                      help="the baseline: a version number or 'live'")
+    diff.add_argument("b", type=_version_argument, metavar="B",
+                      help="the version compared with it: a number or 'live'")
+    diff.add_argument("--input", type=Path, required=True, metavar="FILE",
+                      help="messages in any format BatchScore reads (CSV, TSV, JSON Lines, "
+                           "Parquet, text), read in chunks")
+    diff.add_argument("--output", type=Path, metavar="DIR",
+                      help="where the summary and flips go (default: "
+                           "<outputs_root>/diffs/<A>-vs-<B>-<input name>)")
+    diff.add_argument("--batch-size", type=int, default=4096,
+                      help="messages per signature call (default 4096, as BatchScore)")
+    diff.add_argument("--chunk-rows", type=int, default=50_000,
+                      help="rows read at a time (default 50000, as BatchScore)")
+    diff.add_argument("--concurrent-batches", type=int, default=3,
+                      help="batches in the signatures at a time (default 3, as BatchScore)")
+    diff.add_argument("--json", action="store_true", help="print the summary's JSON")
     back = command("rollback", "republish VERSION as the newest version, so it is served")
     back.add_argument("version", type=int, metavar="VERSION",
                       help="the version to serve again (see list)")
@@ -175,6 +199,34 @@ def _show(base: Path, version: int | str, as_json: bool) -> str:
                                for key, value in fields.items()])
 
 
+def _diff(base: Path, args: argparse.Namespace) -> str:
+    """Versions A and B on ``args.input`` (``pipeline.scoring.shadow``): the summary."""
+    from pipeline.process_output import stderr_sent_to
+    from pipeline.scoring import batch_files, shadow
+    from pipeline.scoring.spark_engine import input_stem
+    from pipeline.serving import batching
+    from pipeline.settings import outputs_root
+
+    a, b = (model_base.published_version(base, v) for v in (args.a, args.b))
+    if not args.input.is_file():
+        raise batch_files.BatchInputError(f"--input {args.input} does not exist")
+    folder = args.output or (outputs_root() / "diffs"
+                             / f"{a}-vs-{b}-{input_stem(str(args.input))}")
+    # TensorFlow's C++ start-up lines go to the log, as in a pipeline run
+    with stderr_sent_to(outputs_root() / "logs" / "stderr.log"):
+        if args.concurrent_batches > 1:  # as BatchScore: one TensorFlow thread per batch
+            batching.one_tensorflow_thread_per_batch()
+        from pipeline.serving.exported_model import ServingSignature
+
+        summary = shadow.compare(
+            batch_files.read_messages(args.input, args.chunk_rows),
+            shadow.Side(f"version {a}", a, ServingSignature(base / str(a))),
+            shadow.Side(f"version {b}", b, ServingSignature(base / str(b))),
+            folder, args.batch_size, args.concurrent_batches,
+            about={"input": str(args.input)})
+    return json.dumps(summary, indent=2, ensure_ascii=False) if args.json else shadow.table(summary)
+
+
 def _figure(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{key} {_figure(item)}" for key, item in value.items())
@@ -193,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(listing, indent=2) if args.json else _table(listing))
         elif args.command == "show":
             print(_show(base, args.version, args.json))
+        elif args.command == "diff":
+            from pipeline.scoring.batch_files import BatchInputError
+
+            try:
+                print(_diff(base, args))
+            except BatchInputError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_INPUT
         elif args.command == "rollback":
             version = model_base.rollback(base, args.version, args.reason)
             print(json.dumps({"rolled_back_to": args.version, "new_version": version,

@@ -31,12 +31,15 @@ def restore_cell(cell: str) -> str:
 
 
 def write_spreadsheet_csv(frame: pd.DataFrame, path: Path | str,
-                          text_columns: tuple[str, ...]) -> None:
+                          text_columns: tuple[str, ...], append: bool = False) -> None:
     """Write ``frame`` as CSV with a header for people to open, its ``text_columns``
     neutralised. UTF-8 with a byte-order mark, which Excel needs to read it as UTF-8 (every
     reader here accepts it). Lines end with ``\r\n``: pandas then quotes every field that
-    holds a ``\r`` or ``\n`` (with ``\n`` line ends it leaves a lone ``\r`` bare)."""
+    holds a ``\r`` or ``\n`` (with ``\n`` line ends it leaves a lone ``\r`` bare).
+    ``append`` adds the rows to a file written so, without a header."""
     cells = {column: frame[column].astype(str).map(neutralise_cell)
              for column in text_columns if column in frame}
-    frame.assign(**cells).to_csv(path, index=False, encoding="utf-8-sig",
+    frame.assign(**cells).to_csv(path, index=False, header=not append,
+                                 mode="a" if append else "w",
+                                 encoding="utf-8" if append else "utf-8-sig",
                                  lineterminator="\r\n")

@@ -109,6 +109,12 @@ def audit_log_path(base: Path) -> Path:
     return base.parent / f"{base.name}.audit.jsonl"
 
 
+def shadow_folder(base: Path, export_id: str) -> Path:
+    """Where the promotion of export ``export_id`` writes its shadow summary and flips:
+    beside the base path, outside what the server watches."""
+    return base.parent / f"{base.name}.shadow" / export_id
+
+
 def append_audit(base: Path, event: str, **details) -> dict:
     """Append one JSON line (time, event, details) to the audit log of ``base``."""
     record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -35,25 +35,37 @@ class PromotionPolicy:
     force: bool = False
 
 
+# What the promotion runs besides the gate on the candidate's and the live version's
+# signatures (shadow scoring, pipeline.scoring.shadow, which this layer cannot import):
+# (candidate signature, live version, live signature) -> (summary, reason to refuse or None)
+ShadowStep = Callable[[Callable, int, Callable], "tuple[dict, str | None]"]
+
+
 def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
             policy: PromotionPolicy,
-            status: Callable[[str], None] = lambda message: None) -> tuple[int, bool]:
+            status: Callable[[str], None] = lambda message: None,
+            shadow: ShadowStep | None = None) -> tuple[int, bool]:
     """Smoke-test, gate and publish ``staged`` under ``base``; returns the version and
     whether it was newly published (False: the same export is live already).
 
     The smoke test runs in a fresh process while this one gates: the gate scores the
     candidate and the live version through their serving signatures on the SMS Spam
     Collection's test split of ``table``, then on each extra source's test part. The smoke
-    test's verdict comes first, then the gate's. Raises :class:`PromotionRefused` with
-    every reason, after recording them in the audit log; the live version keeps serving
-    and the candidate stays staged.
+    test's verdict comes first, then the gate's. With a live version, ``shadow`` then
+    compares the two on recent traffic; its summary goes into the audit record, and its
+    reason, if any, joins the gate's. Raises :class:`PromotionRefused` with every reason,
+    after recording them in the audit log; the live version keeps serving and the
+    candidate stays staged.
     """
     smoke = None
     if policy.smoke_test:
         status("smoke test: loading the export in a fresh process, beside the gate")
         smoke = SmokeTest(staged)
     try:
-        live, reasons, summary = _gate(staged, base, table, policy, status)
+        live, reasons, summary, signatures = _gate(staged, base, table, policy, status)
+        if shadow and live:
+            summary["shadow"], reason = shadow(signatures[0], live, signatures[1])
+            reasons += [reason] if reason else []
     except Exception:
         if smoke:  # a candidate that cannot load fails both: report its smoke test
             smoke.check(base, export_id)
@@ -79,10 +91,11 @@ def promote(staged: Path, base: Path, export_id: str, table: pd.DataFrame,
 
 
 def _gate(staged: Path, base: Path, table: pd.DataFrame, policy: PromotionPolicy,
-          status: Callable[[str], None]) -> tuple[int | None, list[str], dict]:
+          status: Callable[[str], None]) -> tuple[int | None, list[str], dict, tuple]:
     """The live version, the gate's refusals and the audit summary of the candidate
     ``staged`` against it: each set's metrics, and the paired comparison with the live
-    version (counts, p-values and the verdict) whether or not it refuses."""
+    version (counts, p-values and the verdict) whether or not it refuses; and the two
+    signatures (the live one None without a live version)."""
     from pipeline.serving.exported_model import ExportEvaluator
 
     live = model_base.live_version(base)
@@ -120,7 +133,8 @@ def _gate(staged: Path, base: Path, table: pd.DataFrame, policy: PromotionPolicy
                                                   source_comparisons, policy.sources,
                                                   rules.regression_level)
         summary.setdefault("extra_sources", {})[source] = source_entry
-    return live, reasons, summary
+    return live, reasons, summary, (measure_candidate.signature,
+                                    measure_live.signature if measure_live else None)
 
 
 class SmokeTest:

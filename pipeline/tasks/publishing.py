@@ -12,7 +12,7 @@ import luigi
 from pipeline.atomic_output import atomic_directory
 from pipeline.data import corpus
 from pipeline.serving import model_base
-from pipeline.settings import PipelineSettings, serving_base
+from pipeline.settings import PipelineSettings, outputs_root, serving_base
 from pipeline.tasks import console
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.data import BuildVocab, DownloadCorpus
@@ -122,6 +122,21 @@ class PromoteVersion(PipelineTask):
         description='Per extra source: an MCC floor, e.g. {"feedback-2026-11": 0.8}.')
     force = luigi.BoolParameter(default=False, significant=False,
                                 description="Publish even if the gate refuses.")
+    shadow_days = luigi.IntParameter(
+        default=7, significant=False,
+        description="Before publishing, compare the candidate with the live version on the "
+                    "messages of this many most recent scored days; 0: no shadow step.")
+    shadow_max_messages = luigi.IntParameter(
+        default=20_000, significant=False,
+        description="At most this many of those messages, newest day first.")
+    shadow_gate = luigi.BoolParameter(
+        default=False, significant=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Refuse a candidate that newly blocks more than shadow_max_newly_blocked "
+                    "of the recent messages the live version passed.")
+    shadow_max_newly_blocked = luigi.FloatParameter(
+        default=0.002, significant=False,
+        description="With shadow_gate: the share of those messages the candidate may newly "
+                    "block.")
 
     def requires(self):
         return {"export": ExportSavedModel(), "corpus": DownloadCorpus()}
@@ -133,11 +148,46 @@ class PromoteVersion(PipelineTask):
         from pipeline.serving import promotion
 
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
+        self._shadow_headline = ""
+        export_id = self.requires()["export"].fingerprint()
         version, published = promotion.promote(
-            self.input_folder("export"), serving_base(),
-            self.requires()["export"].fingerprint(), table, self.policy(), self.status)
+            self.input_folder("export"), serving_base(), export_id, table, self.policy(),
+            self.status, self._shadow_step(export_id))
         self.status(f"{'published' if published else 'already live as'} "
-                    f"version {version} under {serving_base()}")
+                    f"version {version} under {serving_base()}" + self._shadow_headline)
+
+    def _shadow_step(self, export_id: str):
+        """The promotion's shadow step (``pipeline.scoring.shadow``): the candidate and the
+        live version on the recent scored days; None when shadow_days is 0."""
+        from pipeline.scoring import shadow
+
+        policy = shadow.ShadowPolicy(self.shadow_days, self.shadow_max_messages,
+                                     self.shadow_gate, self.shadow_max_newly_blocked)
+        if policy.days <= 0:
+            return None
+        scores = outputs_root() / "scores"
+
+        def step(candidate_signature, live: int, live_signature) -> tuple[dict, str | None]:
+            files, chunks = shadow.recent_scored_messages(scores, policy.days,
+                                                          policy.max_messages)
+            if not files:
+                note = f"no scored days under {scores} yet: nothing to compare, it passes"
+                self.status(f"shadow: {note}")
+                self._shadow_headline = f"; shadow: {note}"
+                return {"messages": 0, "note": note}, None
+            self.status(f"shadow: the candidate and version {live} on {len(files)} scores "
+                        f"file(s) of the last {policy.days} scored days")
+            summary = shadow.compare(
+                chunks, shadow.Side(f"version {live}", live, live_signature),
+                shadow.Side(f"candidate {export_id}", None, candidate_signature),
+                model_base.shadow_folder(serving_base(), export_id),
+                about={"export_id": export_id, "scored_files": files,
+                       "max_messages": policy.max_messages})
+            self._shadow_headline = f"; shadow against version {live}: {shadow.headline(summary)}"
+            self.status(self._shadow_headline[2:])
+            return shadow.audit_entry(summary), shadow.refusal(summary, policy)
+
+        return step
 
     def produced(self) -> list[str]:
         return [live_model_line()]
