@@ -182,6 +182,19 @@ def test_report_shows_trends_and_every_day_newest_first(three_days):
     assert [p.name for p in three_days.iterdir() if p.name.startswith(".")] == []
 
 
+def test_report_marks_the_day_a_version_went_live_and_links_its_shadow_summary(three_days):
+    releases = [drift.Release("2024-04-01", 2),  # before the days shown: not listed
+                drift.Release("2024-05-02", 3, shadow_href="../serving/x.shadow/ab/shadow.json",
+                              shadow_headline="4 newly blocked, 1 newly passed of 900"),
+                drift.Release("2024-05-03", 4, event="rolled_back")]
+    text = drift.write_report(three_days, THRESHOLDS, releases=releases).read_text("utf-8")
+    rows = {row.split("<td>")[1].split("<")[0]: row for row in text.split("<tr")[2:]}
+    assert ('version 3 (<a href="../serving/x.shadow/ab/shadow.json">shadow: 4 newly '
+            'blocked, 1 newly passed of 900</a>)') in rows["2024-05-02"]
+    assert "version 4 (rollback)" in rows["2024-05-03"]
+    assert "version" not in rows["2024-05-01"].split("<td>")[-1] and "version 2" not in text
+
+
 def test_report_keeps_only_the_last_days_and_works_with_one(three_days):
     text = drift.write_report(three_days, THRESHOLDS, days=1).read_text(encoding="utf-8")
     assert "2024-05-03" in text and "2024-05-01" not in text
@@ -215,6 +228,20 @@ def test_prometheus_file_holds_the_day_with_labels(tmp_path, reference):
     assert samples["spam_ham_monitor_rows"].labels == {"input": 'in"box\\', "model_version": "4"}
     assert "# TYPE spam_ham_monitor_psi gauge" in path.read_text()
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_prometheus_file_carries_the_last_promotions_flip_shares(tmp_path, reference):
+    path = tmp_path / "inbox.prom"
+    calm = summary_of(reference_scores(rows=300, seed=1), reference)
+    drift.write_prometheus(path, calm, "2024-05-01", "inbox", 5, promotion={
+        "version": 5, "shadow_messages": 900, "newly_blocked_share": 0.004,
+        "newly_passed_share": 0.01})
+    samples = parse_metrics(path)
+    blocked = samples["spam_ham_promotion_newly_blocked_share"]
+    assert blocked.value == pytest.approx(0.004)
+    assert blocked.labels == {"input": "inbox", "version": "5"}
+    assert samples["spam_ham_promotion_newly_passed_share"].value == pytest.approx(0.01)
+    assert samples["spam_ham_promotion_shadow_messages"].value == 900
 
 
 def test_prometheus_file_without_model_version_and_rewritten(tmp_path, reference):

@@ -2,7 +2,9 @@
 with the live version on the recent scored days, its gate rule, and ``spam-ham-versions
 diff``; on real trainings of the small corpus. The first test checks the counting itself
 with two plain scoring functions, without TensorFlow."""
+import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -155,6 +157,23 @@ def test_the_promotion_counts_the_flips_on_the_scored_days_exactly(chain):
     assert audit["event"] == "promoted"
     assert audit["shadow"]["newly_blocked"] == summary["newly_blocked"]
     assert "text" not in json.dumps(audit["shadow"])  # no message texts in the audit log
+
+    # the monitoring of a day after the promotion marks it, links the summary and carries
+    # the flip shares to Prometheus
+    from pipeline import tasks
+
+    today = dt.datetime.now(dt.timezone.utc).date()  # the audit log's day
+    with luigi_config(_with(settings, "MonitorScores", fail_on_drift="false")):
+        assert luigi.build([tasks.MonitorScores(date=today, input=str(scores))],
+                           local_scheduler=True, log_level="WARNING")
+    report = (outputs / "monitoring" / "report.html").read_text(encoding="utf-8")
+    [href] = re.findall(r'<a href="([^"]+)">shadow: ', report)
+    assert (outputs / "monitoring" / href).resolve() == (folder / shadow.SUMMARY_FILE).resolve()
+    prom = (outputs / "monitoring" / "spam_ham.prom").read_text()
+    [line] = [ln for ln in prom.splitlines()
+              if ln.startswith("spam_ham_promotion_newly_blocked_share{")]
+    assert 'version="2"' in line
+    assert float(line.split()[-1]) == pytest.approx(summary["newly_blocked"]["share_of_passed"])
 
     flips["label"] = np.where(flips["reason"] == shadow.NEWLY_BLOCKED, "ham", "spam")
     labelled = folder / "labelled.csv"  # an operator's labels: a valid extra source

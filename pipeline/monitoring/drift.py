@@ -213,22 +213,41 @@ def _is_iso_date(text: str) -> bool:
         return False
 
 
-def write_report(root: Path, thresholds: DriftThresholds, days: int = 30) -> Path:
+@dataclass(frozen=True)
+class Release:
+    """A version that went live (the audit log's promotions and rollbacks), for the report:
+    its day, and the promotion's shadow summary (link relative to the report) if any."""
+
+    date: str
+    version: int
+    event: str = "promoted"
+    shadow_href: str | None = None
+    shadow_headline: str = ""
+
+
+def write_report(root: Path, thresholds: DriftThresholds, days: int = 30,
+                 releases: Iterable[Release] = ()) -> Path:
     """Write ``root/report.html`` (one self-contained file, the figure inlined) with the trends
-    of the last ``days`` monitored dates and a table of them, newest first."""
+    of the last ``days`` monitored dates and a table of them, newest first; each version
+    that went live in that span is marked on the figure and listed with a link to its
+    shadow summary."""
     frame = read_days(root)
     recent = sorted(frame["date"].unique())[-days:] if days > 0 else []
     frame = frame[frame["date"].isin(recent)]
+    shown = [r for r in releases if recent and recent[0] <= r.date <= recent[-1]]
     if frame.empty:
         body = f"<p>No monitored days yet under <code>{html.escape(str(root))}</code>.</p>"
     else:
-        image = _trend_png(frame, thresholds)
+        image = _trend_png(frame, thresholds, shown)
         newest = frame.sort_values(["date", "name"], ascending=[False, True])
-        rows = "".join(_table_row(r) for r in newest.itertuples())
+        went_live = {}
+        for release in shown:
+            went_live.setdefault(release.date, []).append(_release_cell(release))
+        rows = "".join(_table_row(r, went_live.get(r.date, [])) for r in newest.itertuples())
         body = f"""<img src="data:image/png;base64,{image}" alt="monitoring trends">
 <table><tr><th>date</th><th>input</th><th>model version</th><th>rows</th><th>spam share</th>
 <th>mean probability</th><th>OOV share</th><th>URL share</th><th>PSI</th><th>drift</th>
-<th>reasons</th></tr>{rows}</table>"""
+<th>reasons</th><th>went live</th></tr>{rows}</table>"""
     page = Path(root) / "report.html"
     with atomic_file(page, encoding="utf-8") as handle:
         handle.write(f"""<!doctype html>
@@ -248,7 +267,18 @@ def _settings(thresholds: DriftThresholds) -> str:
     return ", ".join(f"{k} = {v:g}" for k, v in asdict(thresholds).items())
 
 
-def _trend_png(frame: pd.DataFrame, thresholds: DriftThresholds) -> str:
+def _release_cell(release: Release) -> str:
+    """"version N" and, after a promotion with shadow scoring, a link to its summary."""
+    text = html.escape(f"version {release.version}"
+                       + (" (rollback)" if release.event == "rolled_back" else ""))
+    if release.shadow_href:
+        text += (f' (<a href="{html.escape(release.shadow_href)}">shadow: '
+                 f"{html.escape(release.shadow_headline)}</a>)")
+    return text
+
+
+def _trend_png(frame: pd.DataFrame, thresholds: DriftThresholds,
+               releases: list[Release] = ()) -> str:
     """Rows, spam share, OOV share and PSI over date, one line per input, as base64 PNG."""
     frame = frame.assign(when=pd.to_datetime(frame["date"]), drift=frame["drift"].astype(bool))
     panels = [("rows", "rows", "min_rows"), ("spam_share", "spam share", "max_spam_share"),
@@ -262,6 +292,12 @@ def _trend_png(frame: pd.DataFrame, thresholds: DriftThresholds) -> str:
                   fillstyle="none", zorder=3, label="drift")
         limit = getattr(thresholds, setting)
         axis.axhline(limit, linestyle="--", color="grey", label=f"{setting} {limit:g}")
+        for release in releases:  # the day a version went live
+            axis.axvline(pd.Timestamp(release.date), linestyle=":", color="green")
+            if column == panels[0][0]:
+                axis.annotate(f"v{release.version}", (pd.Timestamp(release.date), 1),
+                              xycoords=("data", "axes fraction"), color="green",
+                              fontsize="small", va="top")
         axis.set(title=title)
         axis.legend(fontsize="small", loc="best")
     axes[-1].set_yscale("symlog", linthresh=0.1)  # a real shift can give a PSI of 10 or more
@@ -278,13 +314,14 @@ def _trend_png(frame: pd.DataFrame, thresholds: DriftThresholds) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _table_row(r) -> str:
+def _table_row(r, went_live: list[str] = ()) -> str:
     version = "" if r.model_version is None or pd.isna(r.model_version) else int(r.model_version)
     cells = [r.date, r.name, version, int(r.rows), f"{r.spam_share:.3f}",
              f"{r.mean_probability:.3f}", f"{r.oov_share:.3f}", f"{r.url_share:.3f}",
              f"{r.psi:.3f}", "yes" if r.drift else "no", r.reasons]
     cls = ' class="drift"' if r.drift else ""
-    return f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+    return (f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            + f"<td>{'<br>'.join(went_live)}</td></tr>")  # built escaped by _release_cell
 
 
 _METRICS = {  # summary key -> help text; each becomes gauge spam_ham_monitor_<key>
@@ -298,11 +335,22 @@ _METRICS = {  # summary key -> help text; each becomes gauge spam_ham_monitor_<k
 }
 
 
+_PROMOTION_METRICS = {  # shadow summary key -> help text; gauge spam_ham_promotion_<key>
+    "newly_blocked_share": "Share of the recent messages the live version passed that the "
+                           "last promotion's candidate labelled spam (shadow scoring).",
+    "newly_passed_share": "Share of the recent messages the live version blocked that the "
+                          "last promotion's candidate passed (shadow scoring).",
+    "shadow_messages": "Recent messages the last promotion's shadow scoring compared.",
+}
+
+
 def write_prometheus(path: Path, summary: dict, date: str, name: str,
-                     model_version: int | None) -> None:
+                     model_version: int | None, promotion: dict | None = None) -> None:
     """Write the day's figures for the node exporter's textfile collector, atomically so the
     collector never reads half a file. The collector reads only ``*.prom`` files; write one
-    file per input name (the metric names are shared, the ``input`` label tells them apart)."""
+    file per input name (the metric names are shared, the ``input`` label tells them apart).
+    ``promotion`` (``version`` and the ``_PROMOTION_METRICS``' values of the last promotion
+    with shadow scoring) adds its flip shares, labelled with the version it published."""
     path = Path(path)
     if path.suffix != ".prom":
         raise ValueError(f"{path} does not end in .prom: the textfile collector would ignore it")
@@ -318,6 +366,13 @@ def write_prometheus(path: Path, summary: dict, date: str, name: str,
         metric = f"spam_ham_monitor_{key}"
         lines += [f"# HELP {metric} {helps[key]}", f"# TYPE {metric} gauge",
                   f"{metric}{{{label_text}}} {_number(value)}"]
+    for key, help_text in _PROMOTION_METRICS.items() if promotion else ():
+        if promotion.get(key) is None:
+            continue
+        metric = f"spam_ham_promotion_{key}"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge",
+                  f'{metric}{{input="{_escape_label(name)}",version="{promotion["version"]}"}} '
+                  f"{_number(float(promotion[key]))}"]
     with atomic_file(path, encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 

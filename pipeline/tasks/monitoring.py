@@ -3,6 +3,7 @@ for that day."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import luigi
@@ -142,10 +143,11 @@ class MonitorScores(DayOfScores):
         with atomic_path(self.output().path) as temporary:
             json_dump(Path(temporary), summary)
         root = outputs_root() / self.output_kind
-        drift.write_report(root, thresholds, self.report_days)
+        releases, promotion = went_live(root)
+        drift.write_report(root, thresholds, self.report_days, releases)
         drift.write_prometheus(root / f"{PipelineSettings().model_name}.prom", summary,
-                                    self.date.isoformat(), self.scoring().output_name(),
-                                    version)
+                               self.date.isoformat(), self.scoring().output_name(),
+                               version, promotion)
         verdict = "; ".join(summary["reasons"]) or "no drift"
         self.status(f"{summary['rows']:,} rows, psi {summary['psi']:.3f}, "
                     f"oov {summary['oov_share']:.3f}: {verdict}")
@@ -161,3 +163,30 @@ class MonitorScores(DayOfScores):
         return drift.DriftThresholds(self.max_psi, self.max_oov_share,
                                           self.max_url_share, self.max_spam_share,
                                           self.min_rows)
+
+
+def went_live(report_folder: Path) -> tuple[list, dict | None]:
+    """From the audit log: each version that went live (day, version, and the shadow
+    summary of its promotion, linked relative to ``report_folder``), and the flip shares
+    of the last promotion that ran shadow scoring (for the Prometheus file)."""
+    from pipeline.monitoring import drift
+
+    releases, promotion = [], None
+    for record in model_base.read_audit(serving_base()):
+        if record.get("event") not in ("promoted", "rolled_back"):
+            continue
+        shadow = record.get("shadow") or {}
+        summary = shadow.get("summary_file")
+        headline = ""
+        if shadow.get("messages"):
+            headline = (f"{shadow['newly_blocked']['count']:,} newly blocked, "
+                        f"{shadow['newly_passed']['count']:,} newly passed of "
+                        f"{shadow['messages']:,}")
+            promotion = {"version": record["version"], "shadow_messages": shadow["messages"],
+                         "newly_blocked_share": shadow["newly_blocked"]["share_of_passed"],
+                         "newly_passed_share": shadow["newly_passed"]["share_of_blocked"]}
+        releases.append(drift.Release(
+            date=record["time"][:10], version=record["version"], event=record["event"],
+            shadow_href=os.path.relpath(Path(summary).resolve(), report_folder.resolve())
+            if summary and headline else None, shadow_headline=headline))
+    return releases, promotion
