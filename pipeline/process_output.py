@@ -19,10 +19,10 @@ def send_output_to(log: Path, descriptors: tuple[int, ...] = (1, 2)) -> TextIO:
     line naming this process and its command line; return a line-buffered stream on the
     original standard error."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # fails before any dup
     terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
     sys.stdout.flush()
     sys.stderr.flush()
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     for descriptor in descriptors:
         os.dup2(fd, descriptor)
     os.close(fd)
@@ -35,14 +35,19 @@ def send_output_to(log: Path, descriptors: tuple[int, ...] = (1, 2)) -> TextIO:
 @contextlib.contextmanager
 def stderr_sent_to(log: Path) -> Iterator[TextIO]:
     """Within the block, descriptor 2 goes to ``log`` as :func:`send_output_to` sends it and
-    ``sys.stderr`` (Python's own messages) to the terminal; both are restored after."""
-    saved = os.dup(2)
-    terminal = send_output_to(log, (2,))
+    ``sys.stderr`` (Python's own messages) to the terminal; both are restored after. When
+    ``log`` cannot be written, nothing is redirected."""
+    try:
+        terminal = send_output_to(log, (2,))
+    except OSError:
+        terminal = None
+    if terminal is None:
+        yield sys.stderr
+        return
     try:
         with contextlib.redirect_stderr(terminal):
             yield terminal
     finally:
         terminal.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        os.dup2(terminal.fileno(), 2)  # the terminal's descriptor back as 2
         terminal.close()

@@ -303,6 +303,12 @@ def test_two_workers_on_four_shards_equal_a_single_worker_run(chain_copy, tmp_pa
     # with --workers 2 luigi runs each task in a forked worker process, two at a time
     assert len(pids) == 4, f"each shard should run in a worker process of its own: {pids}"
     assert sharded.stderr.count(" done      ScoreShard(") == 4
+    # what the terminal ends with, though each task ran in a forked worker process
+    last = [line[9:] for line in sharded.stderr.splitlines()
+            if line[8:].startswith((" Scores: ", " Model: "))]
+    assert len(last) == 2 and last[0].endswith("(230 rows, scored with version 1)"), last
+    assert last[1].startswith("Model:  version 1 (live) under "), last
+    assert "complete already" not in sharded.stderr
     [one] = (outputs / "scores" / "2026-11-10").glob("batch-*.csv")
     [joined] = (outputs / "scores" / "2026-11-11").glob("batch-*.csv")
     assert joined.read_bytes() == one.read_bytes()

@@ -69,6 +69,38 @@ def test_the_tally_counts_each_flip_once_in_chunks_and_writes_every_one(tmp_path
     assert shadow.refusal(summary, shadow.ShadowPolicy(gate=False)) is None
 
 
+def test_recent_days_are_read_newest_first_up_to_the_cap_and_only_from_scores_files(tmp_path):
+    def scores(day: str, name: str, rows: int) -> Path:
+        path = tmp_path / day / name
+        path.parent.mkdir(exist_ok=True)
+        pd.DataFrame({"id": [f"{day}-{i}" for i in range(rows)], "text": [f"m{i}" for i in range(rows)],
+                      "spam_probability": 0.1, "label": "ham", "model_version": 1}
+                     ).to_csv(path, index=False)
+        return path
+
+    scores("2026-11-01", "old.csv", 5)
+    scores("2026-11-02", "a.csv", 3)
+    scores("2026-11-03", "b.csv", 4)
+    sharded = scores("2026-11-03", "c.csv", 2)
+    parts = tmp_path / "2026-11-03" / "c.shards"  # a sharded run's parts: already in c.csv
+    parts.mkdir()
+    pd.read_csv(sharded).to_parquet(parts / "part-0-of-1-v1-c25.parquet")
+    (tmp_path / "2026-11-03" / "c.csv.input.json").write_text("{}")
+    (tmp_path / "2026-11-03" / ".c.csv.tmp-1-ab").write_text("half")
+    (tmp_path / "notes").mkdir()
+
+    found, read, chunks = shadow.recent_scored_messages(tmp_path, days=2, max_messages=8,
+                                                        chunk_rows=2)
+    ids = pd.concat(list(chunks))["id"].tolist()
+    assert found == ["2026-11-03/b.csv", "2026-11-03/c.csv", "2026-11-02/a.csv"]
+    assert ids == [f"2026-11-03-{i}" for i in (0, 1, 2, 3, 0, 1)] + ["2026-11-02-0",
+                                                                      "2026-11-02-1"]
+    assert read == found  # the cap stopped inside the last file
+    found, read, chunks = shadow.recent_scored_messages(tmp_path, days=2, max_messages=4)
+    assert len(pd.concat(list(chunks))) == 4 and read == ["2026-11-03/b.csv"]
+    assert shadow.recent_scored_messages(tmp_path / "none", 7, 10)[0] == []
+
+
 def _with(settings, section, **options):
     return {**settings, section: {**settings.get(section, {}), **options}}
 
@@ -167,7 +199,7 @@ def test_the_promotion_counts_the_flips_on_the_scored_days_exactly(chain):
         assert luigi.build([tasks.MonitorScores(date=today, input=str(scores))],
                            local_scheduler=True, log_level="WARNING")
     report = (outputs / "monitoring" / "report.html").read_text(encoding="utf-8")
-    [href] = re.findall(r'<a href="([^"]+)">shadow: ', report)
+    [href] = set(re.findall(r'<a href="([^"]+)">shadow: ', report))  # list and table
     assert (outputs / "monitoring" / href).resolve() == (folder / shadow.SUMMARY_FILE).resolve()
     prom = (outputs / "monitoring" / "spam_ham.prom").read_text()
     [line] = [ln for ln in prom.splitlines()
@@ -239,5 +271,6 @@ def test_diff_gives_the_same_summary_for_a_csv_and_a_parquet_file(chain, tmp_pat
     assert summaries[0]["messages"] == len(DAY_MESSAGES)
     assert summaries[0]["baseline"]["name"] == "version 1"
     assert summaries[0]["candidate"]["version"] == 2
+    assert summaries[0]["newly_blocked"]["count"] > 0  # the looser candidate blocks more
     assert (summaries[0]["newly_blocked"]["count"] + summaries[0]["newly_passed"]["count"]
             == len(pd.read_csv(tmp_path / "csv" / shadow.FLIPS_FILE, encoding="utf-8-sig")))

@@ -243,8 +243,11 @@ def write_report(root: Path, thresholds: DriftThresholds, days: int = 30,
         went_live = {}
         for release in shown:
             went_live.setdefault(release.date, []).append(_release_cell(release))
-        rows = "".join(_table_row(r, went_live.get(r.date, [])) for r in newest.itertuples())
+        listed = "; ".join(f"{date}: {', '.join(cells)}" for date, cells in went_live.items())
+        rows = "".join(_table_row(r, went_live.pop(r.date, []))  # on a date's first row
+                       for r in newest.itertuples())
         body = f"""<img src="data:image/png;base64,{image}" alt="monitoring trends">
+<p>Went live: {listed or "no version in these days"}.</p>
 <table><tr><th>date</th><th>input</th><th>model version</th><th>rows</th><th>spam share</th>
 <th>mean probability</th><th>OOV share</th><th>URL share</th><th>PSI</th><th>drift</th>
 <th>reasons</th><th>went live</th></tr>{rows}</table>"""

@@ -68,36 +68,41 @@ class Side:
 
 
 def recent_scored_messages(scores_root: Path, days: int, max_messages: int,
-                           chunk_rows: int = 50_000) -> tuple[list[str], Iterator[pd.DataFrame]]:
+                           chunk_rows: int = 50_000
+                           ) -> tuple[list[str], list[str], Iterator[pd.DataFrame]]:
     """The scored files of the ``days`` most recent days under ``scores_root``
     (``scores/<date>/``), newest day first, as ``id``/``text``/``scored_in`` chunks of at
-    most ``max_messages`` rows in all; and the files (``<date>/<name>``) they come from."""
+    most ``max_messages`` rows in all. Also the files found (``<date>/<name>``), and the
+    list of those actually read, which fills as the chunks are read."""
     folders = sorted((folder for folder in scores_root.iterdir()
                       if folder.is_dir() and _DAY.match(folder.name)),
                      key=lambda folder: folder.name, reverse=True) if scores_root.is_dir() else []
     scored_days = [files for files in map(_scores_files, folders) if files][:max(days, 0)]
     files = [path for day in scored_days for path in day]
-    names = [f"{path.parent.name}/{path.name}" for path in files]
+    read: list[str] = []  # filled as the chunks are read: the files actually compared
 
     def chunks() -> Iterator[pd.DataFrame]:
         left = max_messages
-        for path, name in zip(files, names):
+        for path in files:
+            if left <= 0:
+                return
+            read.append(f"{path.parent.name}/{path.name}")
             for chunk in batch_files.read_scores(path, chunk_rows):
-                if left <= 0:
-                    return
                 chunk = chunk.head(left)
                 left -= len(chunk)
-                yield chunk[["id", "text"]].assign(scored_in=name)
+                yield chunk[["id", "text"]].assign(scored_in=read[-1])
+                if left <= 0:
+                    return
 
-    return names, chunks()
+    return [f"{path.parent.name}/{path.name}" for path in files], read, chunks()
 
 
 def _scores_files(folder: Path) -> list[Path]:
-    """BatchScore's outputs in a day's folder: CSV and Parquet files and Spark's Parquet
-    datasets, not the records of their inputs nor temporaries."""
+    """BatchScore's outputs in a day's folder: ``<name>.csv`` and ``<name>.parquet`` files
+    and Spark's ``<name>.parquet`` datasets; not the records of their inputs, the parts of
+    a sharded run (``<name>.shards/``, joined into the scores file) nor temporaries."""
     return sorted(path for path in folder.iterdir() if not path.name.startswith(".")
-                  and (path.suffix in (".csv", ".parquet") or
-                       (path.is_dir() and any(path.glob("part-*.parquet")))))
+                  and path.suffix in (".csv", ".parquet"))
 
 
 def compare(chunks: Iterable[pd.DataFrame], baseline: Side, candidate: Side, folder: Path,

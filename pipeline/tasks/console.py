@@ -1,9 +1,10 @@
 """What a run shows in a terminal.
 
 ``luigi --module pipeline.tasks ...`` prints a line as each task starts and one as it
-ends, with what it did (training adds a line per epoch), Luigi's warnings and errors, and
-at the end what the task asked for made and where: the scores file and its rows, the
-version published or live. Everything else goes to files under ``<outputs_root>/logs/``:
+ends, with what it did (training adds its first and every fifth epoch), Luigi's warnings
+and errors (and its execution summary when the run did not fully succeed), and at the end
+what the task asked for made and where: the scores file and its rows, the version
+published or live. Everything else goes to files under ``<outputs_root>/logs/``:
 Luigi's scheduling lines and the pipeline's own to ``pipeline.log`` (rotated, as under
 cron), and what the process writes to its standard error, TensorFlow's C++ start-up lines
 among them, to ``stderr.log``.
@@ -17,6 +18,7 @@ calls ``luigi.build`` after configuring logging) nothing is changed: the lines g
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import logging.handlers
 import time
@@ -36,13 +38,31 @@ LOG_FILE_BYTES, LOG_FILES_KEPT = 10_000_000, 10
 
 
 class _Run:
-    """What this process has seen of the run (Luigi's events)."""
+    """What this process has seen of the run (Luigi's events). Worker processes (``--workers
+    N``) are forked after scheduling, so each starts with what scheduling saw."""
 
     def __init__(self):
         self.set_up = False
+        self.began = dt.datetime.now(dt.timezone.utc)  # the command's start (import time)
         self.started: dict[str, float] = {}
         self.dependencies: set[str] = set()
-        self.succeeded: set[str] = set()
+        self.requested: set[str] = set()  # checked before any task ran, and no dependency
+
+    def scheduling(self, task: luigi.Task) -> None:
+        """``task`` was checked while scheduling (dynamic dependencies come later)."""
+        if not self.started:
+            self.requested.add(task.task_id)
+
+    def asked_for(self, task: luigi.Task) -> bool:
+        """Whether ``task`` is what the command asked for: the ``luigi`` command line's
+        task, or else (``luigi.build``) one checked before any task ran that no other
+        requires."""
+        from luigi.cmdline_parser import CmdlineParser
+
+        command_line = CmdlineParser.get_instance()
+        if command_line is not None:
+            return task.task_id == command_line.get_task_obj().task_id
+        return task.task_id in self.requested and task.task_id not in self.dependencies
 
 
 _run = _Run()
@@ -66,8 +86,10 @@ def _set_up_terminal() -> None:
         log_file = logging.handlers.RotatingFileHandler(
             logs / LOG_FILE, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILES_KEPT,
             encoding="utf-8")
+        terminal = None if level <= logging.DEBUG else send_output_to(logs / STDERR_FILE, (2,))
     except OSError as error:
         LOGGER.addHandler(_terminal_handler(None, level))
+        LOGGER.setLevel(min(level, logging.INFO))
         LOGGER.warning("cannot write logs under %s (%s): everything stays on the terminal",
                        logs, error)
         return
@@ -75,12 +97,14 @@ def _set_up_terminal() -> None:
     log_file.setLevel(min(level, logging.INFO))
     root.addHandler(log_file)  # also keeps libraries from adding their own (basicConfig)
     root.setLevel(min(level, logging.INFO))
-    terminal = None if level <= logging.DEBUG else send_output_to(logs / STDERR_FILE, (2,))
     for handler in luigi_logger.handlers:  # luigi's own, at --log-level
         if type(handler) is logging.StreamHandler:
             handler.setFormatter(_ExplainedErrorsInOneLine(handler.formatter))
             if terminal is not None:
                 handler.setStream(terminal)
+            if handler.level > logging.INFO:  # and its summary, unless all went well
+                handler.addFilter(_AtLeastOrUnhappySummary(handler.level))
+                handler.setLevel(logging.INFO)
     luigi_logger.setLevel(min(level, logging.INFO))  # its INFO lines reach the log file
     LOGGER.addHandler(_terminal_handler(terminal, level))
     LOGGER.setLevel(min(level, logging.INFO))
@@ -92,6 +116,22 @@ def _terminal_handler(stream, level: int) -> logging.Handler:
     handler.setLevel(level if level > logging.WARNING else logging.INFO)
     handler.addFilter(lambda record: getattr(record, "terminal", True))
     return handler
+
+
+class _AtLeastOrUnhappySummary(logging.Filter):
+    """Luigi's lines at ``level`` and above, and its execution summary when the run did not
+    fully succeed: it is Luigi's only word on tasks left pending, another worker's
+    running task or a scheduler that did not grant a run (exit codes 10 and 25)."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            return True
+        message = record.getMessage()
+        return "Luigi Execution Summary" in message and "This progress looks :)" not in message
 
 
 class _ExplainedErrorsInOneLine(logging.Formatter):
@@ -133,13 +173,15 @@ def _produced(task: luigi.Task) -> list[str]:
 @luigi.Task.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
 def _discovered(task: luigi.Task, dependency: luigi.Task) -> None:
     _set_up_terminal()
+    _run.scheduling(task)
     _run.dependencies.add(dependency.task_id)
 
 
 @luigi.Task.event_handler(luigi.Event.DEPENDENCY_PRESENT)
 def _present(task: luigi.Task) -> None:
     _set_up_terminal()
-    if task.task_id not in _run.dependencies:  # asked for, and complete already
+    _run.scheduling(task)
+    if _run.asked_for(task):  # and complete already
         lines = _produced(task)
         LOGGER.info("%s is complete already: nothing to run%s", name_of(task),
                     "" if lines else ".")
@@ -150,6 +192,7 @@ def _present(task: luigi.Task) -> None:
 @luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
 def _missing(task: luigi.Task) -> None:
     _set_up_terminal()
+    _run.scheduling(task)
 
 
 @luigi.Task.event_handler(luigi.Event.START)
@@ -162,27 +205,26 @@ def _started(task: luigi.Task) -> None:
 
 @luigi.Task.event_handler(luigi.Event.SUCCESS)
 def _succeeded(task: luigi.Task) -> None:
-    took = time.monotonic() - _run.started.pop(task.task_id, time.monotonic())
-    _run.succeeded.add(task.task_family)
+    took = time.monotonic() - _run.started.get(task.task_id, time.monotonic())
     if not isinstance(task, luigi.WrapperTask):
         what = getattr(task, "last_status", "")
         LOGGER.info("%s done in %s%s", name_of(task), _took(took), f": {what}" if what else "")
-    if task.task_id not in _run.dependencies:  # what was asked for: say what it made
+    if _run.asked_for(task):  # say what it made
         for line in _produced(task):
             LOGGER.info("%s", line)
 
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def _failed(task: luigi.Task, error: BaseException) -> None:
-    took = time.monotonic() - _run.started.pop(task.task_id, time.monotonic())
+    took = time.monotonic() - _run.started.get(task.task_id, time.monotonic())
     first = (str(error).strip().splitlines() or [""])[0]
     LOGGER.error("%s failed after %s: %s: %s", name_of(task), _took(took),
                  type(error).__name__, first)
 
 
-def published_this_run() -> bool:
-    """Whether PromoteVersion ran and succeeded in this process."""
-    return "PromoteVersion" in _run.succeeded
+def began() -> dt.datetime:
+    """When this command started (UTC), for what it published since (the audit log)."""
+    return _run.began
 
 
 def relative(path: Path | str) -> str:

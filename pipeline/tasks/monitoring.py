@@ -178,6 +178,7 @@ def went_live(report_folder: Path) -> tuple[list, dict | None]:
         shadow = record.get("shadow") or {}
         summary = shadow.get("summary_file")
         headline = ""
+        promotion = None  # the newest version's, or none (a rollback, no shadow step)
         if shadow.get("messages"):
             headline = (f"{shadow['newly_blocked']['count']:,} newly blocked, "
                         f"{shadow['newly_passed']['count']:,} newly passed of "

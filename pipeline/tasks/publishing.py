@@ -168,21 +168,31 @@ class PromoteVersion(PipelineTask):
         scores = outputs_root() / "scores"
 
         def step(candidate_signature, live: int, live_signature) -> tuple[dict, str | None]:
-            files, chunks = shadow.recent_scored_messages(scores, policy.days,
-                                                          policy.max_messages)
-            if not files:
+            found, read, chunks = shadow.recent_scored_messages(scores, policy.days,
+                                                                policy.max_messages)
+            if not found:
                 note = f"no scored days under {scores} yet: nothing to compare, it passes"
                 self.status(f"shadow: {note}")
                 self._shadow_headline = f"; shadow: {note}"
                 return {"messages": 0, "note": note}, None
-            self.status(f"shadow: the candidate and version {live} on {len(files)} scores "
-                        f"file(s) of the last {policy.days} scored days")
-            summary = shadow.compare(
-                chunks, shadow.Side(f"version {live}", live, live_signature),
-                shadow.Side(f"candidate {export_id}", None, candidate_signature),
-                model_base.shadow_folder(serving_base(), export_id),
-                about={"export_id": export_id, "scored_files": files,
-                       "max_messages": policy.max_messages})
+            self.status(f"shadow: the candidate and version {live} on up to "
+                        f"{policy.max_messages:,} messages of the last {policy.days} scored days")
+            try:
+                summary = shadow.compare(
+                    chunks, shadow.Side(f"version {live}", live, live_signature),
+                    shadow.Side(f"candidate {export_id}", None, candidate_signature),
+                    model_base.shadow_folder(serving_base(), export_id),
+                    about={"export_id": export_id, "scored_files": read,  # filled as read
+                           "max_messages": policy.max_messages})
+            except Exception as error:  # noqa: BLE001 - a scores file someone else wrote
+                note = (f"could not compare on the scored days ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''}); fix or remove "
+                        f"that file under {scores}, or set [PromoteVersion] shadow_days = 0")
+                self._shadow_headline = f"; shadow: {note}"
+                # with the rule off the summary only informs; with it on, a refusal that
+                # --PromoteVersion-force can override
+                return {"messages": 0, "note": note}, (
+                    f"shadow scoring: {note}" if policy.gate else None)
             self._shadow_headline = f"; shadow against version {live}: {shadow.headline(summary)}"
             self.status(self._shadow_headline[2:])
             return shadow.audit_entry(summary), shadow.refusal(summary, policy)
@@ -212,5 +222,8 @@ def live_model_line() -> str:
     version = model_base.live_version(base)
     if version is None:
         return f"Model:  no version is live under {console.relative(base)}"
-    how = "published by this run" if console.published_this_run() else "live"
+    since = console.began().isoformat(timespec="seconds")
+    published = any(record.get("event") == "promoted" and record.get("version") == version
+                    and record.get("time", "") >= since for record in model_base.read_audit(base))
+    how = "published by this run" if published else "live"
     return f"Model:  version {version} ({how}) under {console.relative(base)}"
