@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import http.server
 import io
+import json
 import random
 import shutil
 import sys
@@ -135,6 +136,22 @@ def small_pipeline(tmp_path, small_corpus_zip):
     outputs = tmp_path / "outputs"
     with luigi_config(small_pipeline_settings(outputs, corpus_zip, sha256)):
         yield outputs
+
+
+class JsonReplies(http.server.BaseHTTPRequestHandler):
+    """A quiet request handler that answers JSON, as tensorflow_model_server's REST API
+    does (stand-ins for it in tests/test_client.py and tests/test_cli.py)."""
+
+    def _reply(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -19,7 +19,7 @@ import luigi.configuration
 import pytest
 from luigi.task_register import Register
 
-from conftest import REPO, write_cfg
+from conftest import REPO, JsonReplies, write_cfg
 from pipeline.cli import client, cron, exit_codes_epilog, smoke_test, versions
 from pipeline.serving import model_base
 
@@ -74,17 +74,9 @@ def test_the_installed_scripts_print_that_help():
 
 # --- spam-ham-client --------------------------------------------------------------------
 
-class TFServingErrors(http.server.BaseHTTPRequestHandler):
+class TFServingErrors(JsonReplies):
     """Answers as tensorflow_model_server does when something is wrong: an unknown model
     or version is HTTP 404 with {"error": ...}, a failing one HTTP 500 with {"error": ...}."""
-
-    def _reply(self, status: int, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         if self.path == "/v1/models/spam_ham":
@@ -95,9 +87,6 @@ class TFServingErrors(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         self._reply(404, {"error": "Servable not found for request: Latest(nope)"})
-
-    def log_message(self, *args):
-        pass
 
 
 @contextlib.contextmanager

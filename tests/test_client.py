@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
+from conftest import JsonReplies
 from pipeline.cli import client as client_command
 from pipeline.serving import client
 from pipeline.serving import export
@@ -25,19 +26,11 @@ from pipeline.serving import exported_model
 MESSAGES = ["WINNER!! claim your £1000 prize now, call 09061234567", "see you at 8?", "中文 😀"]
 
 
-class FakeTFServingREST(http.server.BaseHTTPRequestHandler):
+class FakeTFServingREST(JsonReplies):
     """Implements /v1/models/<name>[...] :predict, :classify, status and metadata."""
 
     model = None  # tf.saved_model.load(...) of the export
     requests_seen: list = []
-
-    def _reply(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         type(self).requests_seen.append(("GET", self.path, None))
@@ -74,9 +67,6 @@ class FakeTFServingREST(http.server.BaseHTTPRequestHandler):
                 for classes, scores in zip(out["classes"].numpy(), out["scores"].numpy())]})
         else:
             self._reply(404, {"error": f"Servable not found for request: {self.path}"})
-
-    def log_message(self, *args):
-        pass
 
 
 def _example(text: str) -> bytes:

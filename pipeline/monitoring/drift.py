@@ -189,7 +189,7 @@ def read_days(root: Path) -> pd.DataFrame:
     root, records = Path(root), []
     folders = sorted(root.iterdir()) if root.is_dir() else []
     for folder in folders:
-        if not (folder.is_dir() and _is_iso_date(folder.name)):
+        if not (folder.is_dir() and is_iso_date(folder.name)):
             continue
         for path in sorted(folder.glob("*.json")):
             if path.name.startswith("."):
@@ -206,7 +206,8 @@ def read_days(root: Path) -> pd.DataFrame:
     return frame.sort_values(["date", "name"], ignore_index=True)
 
 
-def _is_iso_date(text: str) -> bool:
+def is_iso_date(text: str) -> bool:
+    """Whether ``text`` names a day folder: a real date written YYYY-MM-DD."""
     try:
         return Date.fromisoformat(text).isoformat() == text  # YYYY-MM-DD only, not 20240501
     except ValueError:

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -45,7 +44,6 @@ NEWLY_BLOCKED, NEWLY_PASSED = "newly blocked", "newly passed"
 FLIP_COLUMNS = [*QUEUE_COLUMNS, "candidate_spam_probability", "scored_in"]
 LARGEST_FLIPS = 10
 SPAM = "spam"
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def recent_scored_messages(scores_root: Path, days: int, max_messages: int,
     most ``max_messages`` rows in all. Also the files found (``<date>/<name>``), and the
     list of those actually read, which fills as the chunks are read."""
     folders = sorted((folder for folder in scores_root.iterdir()
-                      if folder.is_dir() and _DAY.match(folder.name)),
+                      if folder.is_dir() and drift.is_iso_date(folder.name)),
                      key=lambda folder: folder.name, reverse=True) if scores_root.is_dir() else []
     scored_days = [files for files in map(_scores_files, folders) if files][:max(days, 0)]
     files = [path for day in scored_days for path in day]
@@ -216,6 +214,50 @@ class _Tally:
             "largest_flips": largest,
             "flips_file": str(flips_file),
         }
+
+
+class PromotionShadow:
+    """The promotion's shadow step (``promotion.promote``'s ``shadow``): the candidate and
+    the live version on the recent scored days under ``scores_root``, written into
+    ``folder``. Returns the audit entry and the gate's reason to refuse, if any; its
+    ``headline`` says what it found, for the task's status line."""
+
+    def __init__(self, scores_root: Path, policy: ShadowPolicy, folder: Path, export_id: str,
+                 status: Callable[[str], None] = lambda message: None):
+        self.scores_root, self.policy, self.folder = scores_root, policy, folder
+        self.export_id, self.status = export_id, status
+        self.headline = ""
+
+    def __call__(self, candidate_score: ScoreFunction, live: int, live_score: ScoreFunction
+                 ) -> tuple[dict, str | None]:
+        policy, scores = self.policy, self.scores_root
+        found, read, chunks = recent_scored_messages(scores, policy.days, policy.max_messages)
+        if not found:
+            note = f"no scored days under {scores} yet: nothing to compare, it passes"
+            self.headline = f"shadow: {note}"
+            self.status(self.headline)
+            return {"messages": 0, "note": note}, None
+        self.status(f"shadow: the candidate and version {live} on up to "
+                    f"{policy.max_messages:,} messages of the last {policy.days} scored days")
+        try:
+            summary = compare(chunks, Side(f"version {live}", live, live_score),
+                              Side(f"candidate {self.export_id}", None, candidate_score),
+                              self.folder,
+                              about={"export_id": self.export_id,
+                                     "scored_files": read,  # filled as the chunks are read
+                                     "max_messages": policy.max_messages})
+        except Exception as error:  # noqa: BLE001 - a scores file someone else wrote
+            note = (f"could not compare on the scored days ({type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}); fix or remove "
+                    f"that file under {scores}, or set [PromoteVersion] shadow_days = 0")
+            self.headline = f"shadow: {note}"
+            # with the rule off the summary only informs; with it on, a refusal that
+            # --PromoteVersion-force can override
+            return {"messages": 0, "note": note}, (
+                f"shadow scoring: {note}" if policy.gate else None)
+        self.headline = f"shadow against version {live}: {headline(summary)}"
+        self.status(self.headline)
+        return audit_entry(summary), refusal(summary, policy)
 
 
 def audit_entry(summary: dict) -> dict:

@@ -148,56 +148,27 @@ class PromoteVersion(PipelineTask):
         from pipeline.serving import promotion
 
         table = corpus.read_corpus_table(self.input_folder("corpus") / "messages.csv")
-        self._shadow_headline = ""
         export_id = self.requires()["export"].fingerprint()
+        step = self._shadow_step(export_id)
         version, published = promotion.promote(
             self.input_folder("export"), serving_base(), export_id, table, self.policy(),
-            self.status, self._shadow_step(export_id))
+            self.status, step)
         self.status(f"{'published' if published else 'already live as'} "
-                    f"version {version} under {serving_base()}" + self._shadow_headline)
+                    f"version {version} under {serving_base()}"
+                    + (f"; {step.headline}" if step and step.headline else ""))
 
     def _shadow_step(self, export_id: str):
-        """The promotion's shadow step (``pipeline.scoring.shadow``): the candidate and the
-        live version on the recent scored days; None when shadow_days is 0."""
+        """The promotion's shadow step (``pipeline.scoring.shadow``); None when shadow_days
+        is 0."""
         from pipeline.scoring import shadow
 
-        policy = shadow.ShadowPolicy(self.shadow_days, self.shadow_max_messages,
-                                     self.shadow_gate, self.shadow_max_newly_blocked)
-        if policy.days <= 0:
+        if self.shadow_days <= 0:
             return None
-        scores = outputs_root() / "scores"
-
-        def step(candidate_signature, live: int, live_signature) -> tuple[dict, str | None]:
-            found, read, chunks = shadow.recent_scored_messages(scores, policy.days,
-                                                                policy.max_messages)
-            if not found:
-                note = f"no scored days under {scores} yet: nothing to compare, it passes"
-                self.status(f"shadow: {note}")
-                self._shadow_headline = f"; shadow: {note}"
-                return {"messages": 0, "note": note}, None
-            self.status(f"shadow: the candidate and version {live} on up to "
-                        f"{policy.max_messages:,} messages of the last {policy.days} scored days")
-            try:
-                summary = shadow.compare(
-                    chunks, shadow.Side(f"version {live}", live, live_signature),
-                    shadow.Side(f"candidate {export_id}", None, candidate_signature),
-                    model_base.shadow_folder(serving_base(), export_id),
-                    about={"export_id": export_id, "scored_files": read,  # filled as read
-                           "max_messages": policy.max_messages})
-            except Exception as error:  # noqa: BLE001 - a scores file someone else wrote
-                note = (f"could not compare on the scored days ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''}); fix or remove "
-                        f"that file under {scores}, or set [PromoteVersion] shadow_days = 0")
-                self._shadow_headline = f"; shadow: {note}"
-                # with the rule off the summary only informs; with it on, a refusal that
-                # --PromoteVersion-force can override
-                return {"messages": 0, "note": note}, (
-                    f"shadow scoring: {note}" if policy.gate else None)
-            self._shadow_headline = f"; shadow against version {live}: {shadow.headline(summary)}"
-            self.status(self._shadow_headline[2:])
-            return shadow.audit_entry(summary), shadow.refusal(summary, policy)
-
-        return step
+        return shadow.PromotionShadow(
+            outputs_root() / "scores",
+            shadow.ShadowPolicy(self.shadow_days, self.shadow_max_messages, self.shadow_gate,
+                                self.shadow_max_newly_blocked),
+            model_base.shadow_folder(serving_base(), export_id), export_id, self.status)
 
     def produced(self) -> list[str]:
         return [live_model_line()]
